@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what sg-ofctl and its tests need on a fresh Debian machine:
+# Debian packages (Open vSwitch, iproute2, ...) and a venv with the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEB_PACKAGES="openvswitch-switch openvswitch-common iproute2 ethtool iperf3 iputils-ping procps"
+missing=""
+for pkg in $DEB_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "sg-ofctl setup: missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+    exit 1
+  fi
+  echo "==> apt-get install$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import sg_ofctl, pytest, hypothesis, os_ken, ovsdbapp" 2>/dev/null; then
+  echo "==> installing sg-ofctl and test dependencies into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+fi

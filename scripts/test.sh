@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: sets up what is missing, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+exec .venv/bin/python -m pytest -n "${SG_OFCTL_TEST_WORKERS:-2}" "$@"

@@ -1,0 +1,178 @@
+"""The one declaration of sg-ofctl's OpenFlow pipeline: tables, registers,
+conntrack marks and match fields.  flows/PIPELINE.md is generated from it
+(`python -m sg_ofctl.docs`), and the compiler checks every flow against it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_FIRST_TABLE = 0
+
+
+@dataclass(frozen=True)
+class Field:
+    """A match field: os-ken (OXM/NXM) name, kind for formatting, width, ovs-ofctl name."""
+
+    name: str
+    kind: str  # "int", "mac", "ipv4", "ipv6"
+    bits: int
+    ofctl: str
+
+
+FIELDS = {f.name: f for f in (
+    Field("in_port", "int", 32, "in_port"),
+    Field("eth_src", "mac", 48, "dl_src"),
+    Field("eth_dst", "mac", 48, "dl_dst"),
+    Field("eth_type", "int", 16, "dl_type"),
+    Field("vlan_vid", "int", 13, "vlan_vid"),
+    Field("ip_proto", "int", 8, "nw_proto"),
+    Field("ipv4_src", "ipv4", 32, "nw_src"),
+    Field("ipv4_dst", "ipv4", 32, "nw_dst"),
+    Field("ipv6_src", "ipv6", 128, "ipv6_src"),
+    Field("ipv6_dst", "ipv6", 128, "ipv6_dst"),
+    Field("tcp_src", "int", 16, "tcp_src"),
+    Field("tcp_dst", "int", 16, "tcp_dst"),
+    Field("udp_src", "int", 16, "udp_src"),
+    Field("udp_dst", "int", 16, "udp_dst"),
+    Field("sctp_dst", "int", 16, "sctp_dst"),
+    Field("icmpv4_type", "int", 8, "icmp_type"),
+    Field("icmpv4_code", "int", 8, "icmp_code"),
+    Field("icmpv6_type", "int", 8, "icmpv6_type"),
+    Field("icmpv6_code", "int", 8, "icmpv6_code"),
+    Field("arp_spa", "ipv4", 32, "arp_spa"),
+    Field("arp_sha", "mac", 48, "arp_sha"),
+    Field("ipv6_nd_target", "ipv6", 128, "nd_target"),
+    Field("ct_state", "int", 32, "ct_state"),
+    Field("ct_mark", "int", 32, "ct_mark"),
+    Field("conj_id", "int", 32, "conj_id"),
+    *(Field(f"reg{i}", "int", 32, f"reg{i}") for i in range(16)),
+)}
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    field: str  # "regN"
+    purpose: str
+
+
+SRC_PORT = Register("src_port", "reg0", "ofport of the local port that sent the packet "
+                    "(egress stages)")
+DST_PORT = Register("dst_port", "reg1", "ofport of the local port the packet is for "
+                    "(ingress stages)")
+ZONE = Register("zone", "reg2", "conntrack zone of the packet's network: network (VLAN) + 1")
+GROUP = Register("group", "reg3", "number of the security group being evaluated")
+VERDICT = Register("verdict", "reg4", "bit 0: some allow rule matched; bit 1: some deny "
+                   "rule matched")
+FLAGS = Register("flags", "reg5", "bit 0: port is stateless; bit 1: re-checking an "
+                 "established connection; bit 2: its connection was marked revoked")
+REGISTERS = (SRC_PORT, DST_PORT, ZONE, GROUP, VERDICT, FLAGS)
+
+VERDICT_ALLOW = 0x1
+VERDICT_DENY = 0x2
+FLAG_STATELESS = 0x1
+FLAG_ESTABLISHED = 0x2
+FLAG_WAS_REVOKED = 0x4
+
+CT_MARK_REVOKED = 0x1
+CT_MARKS = ((CT_MARK_REVOKED, "revoked", "the connection is no longer allowed by the rules: "
+             "every further packet, in either direction, is dropped until conntrack forgets "
+             "it or the rules allow it again"),)
+
+# ct_state bits (os-ken has no constants for them).
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+CT_STATE_NAMES = (("new", CT_NEW), ("est", CT_EST), ("rel", CT_REL), ("rpl", CT_RPL),
+                  ("inv", CT_INV), ("trk", CT_TRK))
+
+_L3 = ("ip_proto", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst")
+_L4 = ("tcp_src", "tcp_dst", "udp_src", "udp_dst", "sctp_dst", "icmpv4_type", "icmpv4_code",
+       "icmpv6_type", "icmpv6_code")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    stage: str
+    purpose: str
+    matches: tuple[str, ...]
+    next_tables: tuple[str, ...]
+    miss: str = "drop"
+
+
+TABLES = (
+    Table("classify", "classify",
+          "in_port and source MAC -> which local port sent the packet, its network (zone) "
+          "and whether it is stateless; unfiltered ports and uplinks go straight to "
+          "`forward`; anything else (a port with no flows yet, a forged MAC) is dropped",
+          ("in_port", "eth_src", "vlan_vid"), ("egress_spoof", "forward")),
+    Table("egress_spoof", "egress anti-spoofing",
+          "the sending port's own MAC with its own IPs (fixed IPs, allowed address pairs, "
+          "IPv6 link-local); ARP only with its own sender MAC and IP; unspecified sources "
+          "(0.0.0.0, ::) on to `egress_guard`, which lets only DHCP and ND use them",
+          ("reg0", "eth_src", "eth_type") + _L3 + ("arp_spa", "arp_sha"),
+          ("egress_guard", "forward")),
+    Table("egress_guard", "egress anti-spoofing",
+          "shared protocol guard: DHCP/DHCPv6 client, RS, NS and MLD pass; DHCP servers, "
+          "router advertisements and redirects are dropped; NA goes to `egress_nd`",
+          ("eth_type", "ip_proto", "ipv4_src", "ipv6_src", "udp_src", "udp_dst",
+           "icmpv6_type"), ("egress_nd", "egress_ct", "forward"), miss="goto egress_ct"),
+    Table("egress_nd", "egress anti-spoofing",
+          "neighbour advertisements only for the sending port's own IPv6 addresses",
+          ("reg0", "eth_type", "ip_proto", "icmpv6_type", "ipv6_nd_target"), ("forward",)),
+    Table("egress_ct", "egress conntrack",
+          "stateful ports: send IP through conntrack in the network's zone",
+          ("eth_type", "reg5"), ("egress_state", "egress_dispatch")),
+    Table("egress_state", "egress state",
+          "+inv dropped; replies and related traffic pass unless revoked; new and "
+          "established original-direction packets are checked against the rules",
+          ("ct_state", "ct_mark"), ("egress_dispatch", "forward")),
+    Table("egress_dispatch", "egress rules",
+          "per port: evaluate each of its security groups (load `group`, resubmit to "
+          "`egress_rules`), then decide in `egress_verdict`",
+          ("reg0",), ("egress_rules", "egress_verdict")),
+    Table("egress_rules", "egress rules",
+          "the egress rules of every security group used on this host, once per group; "
+          "remote groups by conjunction with their member addresses",
+          ("reg3", "conj_id", "eth_type") + _L3 + _L4, (), miss="no verdict"),
+    Table("egress_verdict", "egress rules",
+          "deny wins; allowed new connections are committed; a denied established "
+          "connection is marked revoked",
+          ("reg4", "reg5"), ("forward",)),
+    Table("forward", "commit and forward",
+          "a packet for a filtered local port (its network and MAC) goes to the ingress "
+          "stages; anything else to OVS NORMAL",
+          ("reg2", "eth_dst"), ("ingress_guard",), miss="NORMAL"),
+    Table("ingress_guard", "ingress conntrack",
+          "VLAN tag popped; ARP, neighbour discovery, router advertisements, MLD and "
+          "DHCP replies always pass; other non-IP traffic is dropped",
+          ("vlan_vid", "eth_type", "ip_proto", "udp_src", "udp_dst", "icmpv6_type"),
+          ("ingress_guard", "ingress_ct", "ingress_output")),
+    Table("ingress_ct", "ingress conntrack",
+          "stateful ports: conntrack again in the zone (after ct_clear)",
+          ("eth_type", "reg5"), ("ingress_state", "ingress_dispatch")),
+    Table("ingress_state", "ingress state", "as `egress_state`, for the receiving port",
+          ("ct_state", "ct_mark"), ("ingress_dispatch", "ingress_output")),
+    Table("ingress_dispatch", "ingress rules",
+          "per port: evaluate each of its groups' ingress rules, then `ingress_verdict`",
+          ("reg1",), ("ingress_rules", "ingress_verdict")),
+    Table("ingress_rules", "ingress rules", "as `egress_rules`, for ingress rules",
+          ("reg3", "conj_id", "eth_type") + _L3 + _L4, (), miss="no verdict"),
+    Table("ingress_verdict", "ingress rules", "as `egress_verdict`",
+          ("reg4", "reg5"), ("ingress_output",)),
+    Table("ingress_output", "commit and forward",
+          "deliver to the receiving port", ("reg1",), ()),
+)
+TABLE_BY_NAME = {t.name: t for t in TABLES}
+
+
+def table_number(name: str, first_table: int = DEFAULT_FIRST_TABLE) -> int:
+    """The OpenFlow table number of a named table."""
+    return first_table + [t.name for t in TABLES].index(name)
+
+
+def check_first_table(first_table: int) -> int:
+    from sg_ofctl.model import ValidationError
+    if isinstance(first_table, bool) or not isinstance(first_table, int) or \
+            not 0 <= first_table <= 254 - len(TABLES):
+        raise ValidationError("first_table", first_table,
+                              f"must be an integer between 0 and {254 - len(TABLES)}")
+    return first_table
