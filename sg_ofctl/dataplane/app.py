@@ -1,0 +1,73 @@
+"""The os-ken side: a small app that keeps one SwitchConnection per connected
+bridge and feeds it the switch's replies.  The agent subclasses or embeds it;
+work on a connection happens in the agent's own worker thread."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                       set_ev_cls)
+from os_ken.ofproto import ofproto_v1_3
+
+from sg_ofctl import pipeline
+from sg_ofctl.dataplane.switch import SwitchConnection
+
+LOG = logging.getLogger(__name__)
+
+REPLY_EVENTS = [ofp_event.EventOFPErrorMsg, ofp_event.EventOFPBarrierReply,
+                ofp_event.EventOFPFlowStatsReply, ofp_event.EventONFBundleCtrlMsg]
+
+
+class DataplaneApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+    first_table = pipeline.DEFAULT_FIRST_TABLE
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.connections: dict[int, SwitchConnection] = {}
+        self._changed = threading.Condition()
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _state_change(self, ev):
+        # An exception here would silently stop this app's event loop: log it.
+        try:
+            dp = ev.datapath
+            with self._changed:
+                if ev.state == MAIN_DISPATCHER:
+                    old = self.connections.get(dp.id)
+                    if old is not None:
+                        old.close()
+                    self.connections[dp.id] = SwitchConnection(dp, self.first_table)
+                    LOG.info("switch %016x connected", dp.id)
+                elif dp.id is not None and dp.id in self.connections and \
+                        self.connections[dp.id].datapath is dp:
+                    self.connections.pop(dp.id).close()
+                    LOG.info("switch %016x disconnected", dp.id)
+                self._changed.notify_all()
+        except Exception:
+            LOG.exception("handling a switch state change")
+
+    @set_ev_cls(REPLY_EVENTS, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _reply(self, ev):
+        try:
+            dp = ev.msg.datapath
+            conn = self.connections.get(dp.id)
+            if conn is not None and conn.datapath is dp:
+                conn.feed(ev.msg)
+        except Exception:
+            LOG.exception("handling a switch reply")
+
+    def wait_for_switch(self, timeout: float, dpid: int | None = None) -> SwitchConnection:
+        """The connection to `dpid` (or to the only switch) once it is up."""
+        with self._changed:
+            ok = self._changed.wait_for(
+                lambda: (dpid in self.connections) if dpid is not None else self.connections,
+                timeout)
+            if not ok:
+                raise TimeoutError(f"no switch connected within {timeout} s")
+            if dpid is None:
+                return next(iter(self.connections.values()))
+            return self.connections[dpid]

@@ -1,0 +1,112 @@
+"""Tiny traffic tools run inside a VM namespace (no nc/scapy needed).
+
+    nethelper.py serve PROTO PORT       echo server (tcp or udp); prints "ready"
+    nethelper.py send PROTO HOST PORT [--src IP] [--timeout S]
+                                         exit 0 if the echo came back, 1 if not
+    nethelper.py ping HOST [--src IP] [--timeout S]
+                                         one ICMP echo (raw socket; no ping binary)
+"""
+import argparse
+import os
+import socket
+import struct
+import sys
+import time
+
+
+def _checksum(data: bytes) -> int:
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xffff)
+    total += total >> 16
+    return ~total & 0xffff
+
+
+def ping(host: str, src: str | None, timeout: float) -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    if src:
+        sock.bind((src, 0))
+    ident, seq = os.getpid() & 0xffff, 1
+    payload = b"sg-ofctl-ping"
+    head = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    packet = struct.pack("!BBHHH", 8, 0, _checksum(head + payload), ident, seq) + payload
+    sock.sendto(packet, (host, 0))
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data, peer = sock.recvfrom(2048)
+        except OSError:
+            return 1
+        icmp = data[(data[0] & 0x0f) * 4:]
+        if peer[0] == host and icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (ident, seq):
+            return 0
+    return 1
+
+
+def serve(proto: str, port: int) -> None:
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    if proto == "tcp":
+        sock.listen(16)
+    print("ready", flush=True)
+    while True:
+        if proto == "udp":
+            data, peer = sock.recvfrom(2048)
+            sock.sendto(data, peer)
+            continue
+        conn, _ = sock.accept()
+        with conn:
+            conn.settimeout(2)
+            try:
+                data = conn.recv(2048)
+                conn.sendall(data)
+            except OSError:
+                pass
+
+
+def send(proto: str, host: str, port: int, src: str | None, timeout: float) -> int:
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.settimeout(timeout)
+    if src:
+        sock.bind((src, 0))
+    try:
+        sock.connect((host, port))
+        sock.send(b"hello")
+        return 0 if sock.recv(2048) == b"hello" else 1
+    except OSError:
+        return 1
+    finally:
+        sock.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("proto", choices=("tcp", "udp"))
+    s.add_argument("port", type=int)
+    c = sub.add_parser("send")
+    c.add_argument("proto", choices=("tcp", "udp"))
+    c.add_argument("host")
+    c.add_argument("port", type=int)
+    c.add_argument("--src")
+    c.add_argument("--timeout", type=float, default=1.0)
+    p = sub.add_parser("ping")
+    p.add_argument("host")
+    p.add_argument("--src")
+    p.add_argument("--timeout", type=float, default=1.0)
+    args = ap.parse_args()
+    if args.cmd == "ping":
+        return ping(args.host, args.src, args.timeout)
+    if args.cmd == "serve":
+        serve(args.proto, args.port)
+        return 0
+    return send(args.proto, args.host, args.port, args.src, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""A private Open vSwitch for functional tests: its own network namespace,
+ovsdb-server and ovs-vswitchd (userspace datapath), a bridge, "VMs" that are
+network namespaces on veth pairs, and the os-ken driver as controller.
+
+Everything has a per-instance random tag, so parallel tests (pytest -n) never
+share anything; `close()` stops processes by pid and deletes namespaces and
+files even after a failure.  Set SG_KEEP_TESTBED=1 to keep the directory (logs)."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sg_ofctl.compiler import FlowDiff
+from sg_ofctl.dataplane.flowjson import flow_from_json, flow_to_json
+from sg_ofctl.dataplane.render import ofctl_text
+from sg_ofctl.dataplane.switch import name_tables_commands
+
+HELPER = str(Path(__file__).with_name("nethelper.py"))
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+OF_PORT = 6653
+
+
+def run(cmd, *, env=None, check=True, timeout=30, input=None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                          input=input)
+    if check and proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stderr}{proc.stdout}")
+    return proc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def stop_pid(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL: one process, by pid."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            time.sleep(0.02)
+
+
+def _read_line(stream, timeout: float) -> str:
+    ready, _, _ = select.select([stream], [], [], timeout)
+    return stream.readline().strip() if ready else ""
+
+
+class Vm:
+    """A network namespace with eth0 on the bridge."""
+
+    def __init__(self, testbed: "OvsTestbed", name: str, mac: str, ips, ofport: int):
+        self.testbed, self.name, self.mac, self.ips, self.ofport = testbed, name, mac, ips, ofport
+        self.ns = f"{testbed.ns}-{name}"
+
+    @property
+    def ip(self) -> str:
+        return self.ips[0]
+
+    def exec(self, *cmd, check=False, timeout=10) -> subprocess.CompletedProcess:
+        return run(["ip", "netns", "exec", self.ns, *cmd], check=check, timeout=timeout)
+
+    def ping(self, ip: str, source: str | None = None, timeout: float = 1.0) -> bool:
+        """One ICMP echo (from `source` if given); True if the reply came back."""
+        cmd = [sys.executable, HELPER, "ping", ip, "--timeout", str(timeout)]
+        return self.exec(*cmd + (["--src", source] if source else [])).returncode == 0
+
+    def add_address(self, cidr: str) -> None:
+        self.exec("ip", "addr", "add", cidr, "dev", "eth0", check=True)
+
+    def serve(self, proto: str, port: int) -> None:
+        """An echo server (tcp/udp) in this VM until the test bed closes."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns, sys.executable, HELPER,
+                                 "serve", proto, str(port)], stdout=subprocess.PIPE, text=True)
+        self.testbed._undo.append(lambda: (stop_pid(proc.pid), proc.wait()))
+        if _read_line(proc.stdout, 10) != "ready":
+            raise RuntimeError(f"{proto} server on {self.name}:{port} did not start")
+
+    def send(self, proto: str, ip: str, port: int, src: str | None = None,
+             timeout: float = 1.0) -> bool:
+        """True if a tcp/udp echo to ip:port came back."""
+        cmd = [sys.executable, HELPER, "send", proto, ip, str(port), "--timeout", str(timeout)]
+        return self.exec(*cmd + (["--src", src] if src else [])).returncode == 0
+
+
+class Controller:
+    """The os-ken driver process (sg_ofctl.dataplane.driver) inside the OVS namespace."""
+
+    def __init__(self, testbed: "OvsTestbed", first_table: int = 0):
+        self.testbed = testbed
+        sock_path = str(testbed.dir / "driver.sock")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", testbed.ns, sys.executable, "-m", "sg_ofctl.dataplane.driver",
+             "--listen", f"127.0.0.1:{OF_PORT}", "--control", sock_path,
+             "--first-table", str(first_table), "--log-file", str(testbed.dir / "driver.log")],
+            stdout=subprocess.PIPE, text=True)
+        testbed._undo.append(self.stop)
+        if _read_line(self.proc.stdout, 30) != "ready":
+            raise RuntimeError("the driver did not start: " + testbed.log_tail("driver.log"))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(sock_path)
+        self.stream = self.sock.makefile("rwb")
+        testbed.vsctl("set-controller", testbed.bridge, f"tcp:127.0.0.1:{OF_PORT}", "--",
+                      "set", "controller", testbed.bridge, "connection-mode=out-of-band")
+        self.call("wait_switch", timeout=20)
+
+    def call(self, op: str, **kwargs):
+        self.stream.write(json.dumps({"op": op, **kwargs}).encode() + b"\n")
+        self.stream.flush()
+        reply = json.loads(self.stream.readline())
+        if not reply["ok"]:
+            raise RuntimeError(f"driver {op}: {reply['error']}")
+        return reply["result"]
+
+    def install_full(self, flows) -> dict:
+        return self.call("install_full", flows=[flow_to_json(f) for f in flows])
+
+    def apply(self, change: FlowDiff) -> dict:
+        return self.call("apply", **{k: [flow_to_json(f) for f in getattr(change, k)]
+                                     for k in ("add", "modify", "delete")})
+
+    def read_flows(self) -> list:
+        return [flow_from_json(f) for f in self.call("read_flows")["flows"]]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            stop_pid(self.proc.pid)
+        self.proc.wait()
+        self.proc.stdout.close()
+
+
+class OvsTestbed:
+    def __init__(self, bridge: str = "br-int"):
+        self.tag = secrets.token_hex(3)
+        self.ns = f"sgtb-{self.tag}"
+        self.bridge = bridge
+        self.dir = Path(tempfile.mkdtemp(prefix=f"sgtb-{self.tag}-", dir="/tmp"))
+        self.env = {**os.environ, "OVS_RUNDIR": str(self.dir), "OVS_LOGDIR": str(self.dir),
+                    "OVS_DBDIR": str(self.dir)}
+        self.db = f"unix:{self.dir}/db.sock"
+        self.vms: dict[str, Vm] = {}
+        self._undo: list = []
+        self.controller: Controller | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self) -> "OvsTestbed":
+        d = self.dir
+        run(["ip", "netns", "add", self.ns])
+        self._undo.append(lambda: run(["ip", "netns", "del", self.ns], check=False))
+        run(["ip", "-n", self.ns, "link", "set", "lo", "up"])
+        run(["ovsdb-tool", "create", f"{d}/conf.db", SCHEMA])
+        run(["ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
+             f"--pidfile={d}/ovsdb-server.pid", f"--unixctl={d}/ovsdb-server.ctl", "--detach",
+             f"--log-file={d}/ovsdb-server.log", "--no-chdir"], env=self.env)
+        self._undo.append(lambda: self._stop_daemon("ovsdb-server"))
+        self.vsctl("--no-wait", "init")
+        run(["ip", "netns", "exec", self.ns, "ovs-vswitchd", self.db,
+             f"--pidfile={d}/ovs-vswitchd.pid", f"--unixctl={d}/ovs-vswitchd.ctl", "--detach",
+             f"--log-file={d}/ovs-vswitchd.log", "--no-chdir"], env=self.env, timeout=60)
+        self._undo.append(lambda: self._stop_daemon("ovs-vswitchd"))
+        self.vsctl("add-br", self.bridge, "--", "set", "bridge", self.bridge,
+                   "datapath_type=netdev", "fail_mode=secure",
+                   "protocols=OpenFlow13,OpenFlow14,OpenFlow15",
+                   "other_config:disable-in-band=true")
+        return self
+
+    def _stop_daemon(self, name: str) -> None:
+        try:
+            pid = int((self.dir / f"{name}.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        stop_pid(pid)
+
+    def close(self) -> None:
+        """Undo everything, last first; never raises."""
+        while self._undo:
+            try:
+                self._undo.pop()()
+            except Exception as e:  # keep cleaning up
+                print(f"testbed cleanup: {e!r}", file=sys.stderr)
+        if not os.environ.get("SG_KEEP_TESTBED"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- tools ----------------------------------------------------------------------------
+    def vsctl(self, *args) -> str:
+        return run(["ovs-vsctl", f"--db={self.db}", "--timeout=30", *args],
+                   env=self.env).stdout.strip()
+
+    def ofctl(self, *args, check=True, input=None) -> subprocess.CompletedProcess:
+        return run(["ovs-ofctl", "-O", "OpenFlow13", *args], env=self.env, check=check,
+                   input=input, timeout=120)
+
+    def appctl(self, *args) -> str:
+        return run(["ovs-appctl", "-t", f"{self.dir}/ovs-vswitchd.ctl", *args],
+                   env=self.env).stdout
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        try:
+            return "\n".join((self.dir / name).read_text().splitlines()[-lines:])
+        except FileNotFoundError:
+            return f"({name} missing)"
+
+    def name_tables(self, first_table: int = 0) -> None:
+        self.vsctl(*name_tables_commands(self.bridge, first_table)[1:])
+
+    def dump_flows(self, *args) -> list[str]:
+        out = self.ofctl("dump-flows", "--no-stats", "--names", self.bridge, *args).stdout
+        return [line.strip() for line in out.splitlines() if "actions=" in line]
+
+    def add_flows_ofctl(self, flows, first_table: int = 0) -> subprocess.CompletedProcess:
+        """Install flows through `ovs-ofctl --bundle add-flows` (a cross-check of the
+        os-ken path); returns the completed process, check=False."""
+        text = "".join(ofctl_text(f, first_table) + "\n" for f in flows)
+        return self.ofctl("--bundle", "add-flows", self.bridge, "-", check=False, input=text)
+
+    def conntrack(self) -> list[str]:
+        return [line for line in self.appctl("dpctl/dump-conntrack").splitlines() if line]
+
+    def start_controller(self, first_table: int = 0) -> Controller:
+        self.controller = Controller(self, first_table)
+        return self.controller
+
+    # -- VMs --------------------------------------------------------------------------
+    def add_vm(self, name: str, mac: str, ips, prefix: int = 24) -> Vm:
+        """A namespace with eth0 (mac, ips) plugged into the bridge; returns the Vm
+        (its `ofport` is the bridge port)."""
+        ips = [ips] if isinstance(ips, str) else list(ips)
+        vm_ns, port = f"{self.ns}-{name}", f"vm-{name}"[:15]
+        run(["ip", "netns", "add", vm_ns])
+        self._undo.append(lambda: run(["ip", "netns", "del", vm_ns], check=False))
+        run(["ip", "-n", self.ns, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+             "netns", vm_ns])
+        run(["ip", "-n", self.ns, "link", "set", port, "up"])
+        for cmd in (["link", "set", "eth0", "address", mac], ["link", "set", "lo", "up"],
+                    *(["addr", "add", f"{ip}/{prefix}", "dev", "eth0"] for ip in ips),
+                    ["link", "set", "eth0", "up"]):
+            run(["ip", "-n", vm_ns, *cmd])
+        run(["ip", "netns", "exec", vm_ns, "ethtool", "-K", "eth0", "tx", "off"])
+        self.vsctl("add-port", self.bridge, port)
+        ofport = int(self.vsctl("get", "Interface", port, "ofport"))
+        vm = self.vms[name] = Vm(self, name, mac, ips, ofport)
+        return vm
