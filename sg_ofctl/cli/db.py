@@ -1,0 +1,47 @@
+"""`sg-ofctl db start|stop|status`: the ovsdb-server of the state directory."""
+from __future__ import annotations
+
+from sg_ofctl.cli import common
+
+
+def register(sub) -> None:
+    db = sub.add_parser("db", help="start, stop or inspect the security-group database")
+    actions = db.add_subparsers(dest="db_command", metavar="ACTION")
+    actions.required = True
+    out = common.output_parent()
+    start = actions.add_parser(
+        "start", parents=[out], help="create (if needed) and start the database",
+        description="Start the database of the state directory: a private standalone "
+                    "database, or with --cluster-address a Raft cluster member (the first "
+                    "creates the cluster; others give --join).")
+    start.add_argument("--listen", action="append", default=[], metavar="ADDR:PORT",
+                       help="also serve clients on this TCP address (repeatable)")
+    start.add_argument("--cluster-address", metavar="tcp:ADDR:PORT",
+                       help="this member's Raft address: create a cluster (or join one "
+                            "with --join)")
+    start.add_argument("--join", metavar="tcp:ADDR:PORT[,...]",
+                       help="Raft addresses of existing members to join")
+    start.set_defaults(func=_start)
+    stop = actions.add_parser("stop", parents=[out], help="stop the database (by its pid)")
+    stop.set_defaults(func=_stop)
+    status = actions.add_parser("status", parents=[out], help="is it running; cluster role")
+    status.set_defaults(func=_status)
+
+
+def _start(args):
+    from sg_ofctl.ovsdb import server
+    join = [j.strip() for j in args.join.split(",") if j.strip()] if args.join else None
+    common.emit_one(args, server.start(common.member(args), listen=args.listen,
+                                       cluster_address=args.cluster_address, join=join))
+
+
+def _stop(args):
+    from sg_ofctl.ovsdb import server
+    common.emit_one(args, server.stop(common.member(args)))
+
+
+def _status(args):
+    from sg_ofctl.ovsdb import server
+    info = server.status(common.member(args))
+    common.emit_one(args, info)
+    return 0 if info["state"] == "running" else 3

@@ -1,0 +1,372 @@
+"""The declarative format (YAML) of a whole desired set of groups, rules and ports,
+and the rule vocabulary shared with the command line (`dst_port`, `remote_ip`...).
+
+Pure: text <-> `Desired` values.  Groups and ports are keyed by name, rules name
+their remote group by name; everything is validated by building model values
+(model.Rule, model.SecurityGroup, model.Port), with the file's name used as the
+id.  Errors name the file, line, path, field and value.  See docs/FORMAT.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import yaml
+
+from sg_ofctl import errors, model
+
+RULE_KEYS = ("direction", "ethertype", "protocol", "dst_port", "icmp_type", "icmp_code",
+             "remote_ip", "remote_group", "action", "description")
+GROUP_KEYS = ("description", "stateful", "rules", "external_ids")
+PORT_KEYS = ("mac", "ips", "groups", "allowed_addresses", "port_security", "network",
+             "external_ids")
+TOP_KEYS = ("version", "groups", "ports")
+_PORT_FIELDS = {"port_range_min", "port_range_max"}
+
+
+def parse_port_range(value) -> tuple[int, int]:
+    """`PORT` or `MIN:MAX` -> (min, max) (the model checks the bounds)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, str):
+        low, sep, high = value.partition(":")
+        if low.strip().isdigit() and (not sep or high.strip().isdigit()):
+            return int(low), int(high if sep else low)
+    raise model.ValidationError("dst_port", value, "must be PORT or MIN:MAX")
+
+
+def rule_from_fields(fields: Mapping, rule_id: str, group_id: str) -> model.Rule:
+    """CLI/file vocabulary -> a validated model.Rule.  `remote_group` must
+    already be the group's id (or, in a file, its name)."""
+    for key, value in fields.items():
+        if key not in RULE_KEYS:
+            raise model.ValidationError(key, value, "unknown rule field (known: "
+                                        f"{', '.join(RULE_KEYS)})")
+    ethertype = fields.get("ethertype") or "IPv4"
+    model._require_choice("ethertype", ethertype, model.ETHERTYPES)
+    proto = model.parse_protocol(fields.get("protocol"), ethertype)
+    low = high = None
+    renamed = {}
+    if fields.get("dst_port") is not None:
+        if proto in model.ICMP_NUMBERS or proto is None:
+            raise model.ValidationError("dst_port", fields["dst_port"],
+                                        "needs protocol tcp, udp or sctp"
+                                        + (" (use icmp_type/icmp_code for ICMP)"
+                                           if proto is not None else ""))
+        low, high = parse_port_range(fields["dst_port"])
+        renamed = {"port_range_min": ("dst_port", fields["dst_port"]),
+                   "port_range_max": ("dst_port", fields["dst_port"])}
+    for key in ("icmp_type", "icmp_code"):
+        if fields.get(key) is not None and proto not in model.ICMP_NUMBERS:
+            raise model.ValidationError(key, fields[key], "needs protocol icmp or icmpv6")
+    if proto in model.ICMP_NUMBERS:
+        low, high = fields.get("icmp_type"), fields.get("icmp_code")
+        renamed = {"port_range_min": ("icmp_type", low), "port_range_max": ("icmp_code", high)}
+    try:
+        return model.Rule(
+            id=rule_id, security_group_id=group_id,
+            direction=fields.get("direction") or "ingress", ethertype=ethertype,
+            protocol=fields.get("protocol"), port_range_min=low, port_range_max=high,
+            remote_ip_prefix=fields.get("remote_ip"),
+            remote_group_id=fields.get("remote_group"),
+            action=fields.get("action") or "allow",
+            description=fields.get("description") if fields.get("description") is not None
+            else "")
+    except model.ValidationError as e:
+        names = {"remote_ip_prefix": "remote_ip", "remote_group_id": "remote_group"}
+        if e.field in renamed:
+            name, value = renamed[e.field]
+            raise model.ValidationError(name, value, e.reason) from None
+        if e.field in names:
+            raise model.ValidationError(names[e.field], e.value, e.reason) from None
+        raise
+
+
+def rule_to_fields(rule: model.Rule, group_name=lambda gid: gid) -> dict:
+    """model.Rule -> the minimal CLI/file vocabulary (defaults left out)."""
+    out = {"direction": rule.direction}
+    if rule.ethertype != "IPv4":
+        out["ethertype"] = rule.ethertype
+    if rule.protocol is not None:
+        out["protocol"] = rule.protocol
+    if rule.ip_proto in model.ICMP_NUMBERS:
+        if rule.port_range_min is not None:
+            out["icmp_type"] = rule.port_range_min
+        if rule.port_range_max is not None:
+            out["icmp_code"] = rule.port_range_max
+    elif rule.port_range_min is not None:
+        low, high = rule.port_range_min, rule.port_range_max
+        out["dst_port"] = low if low == high else f"{low}:{high}"
+    if rule.remote_ip_prefix is not None:
+        out["remote_ip"] = rule.remote_ip_prefix
+    if rule.remote_group_id is not None:
+        out["remote_group"] = group_name(rule.remote_group_id)
+    if rule.action != "allow":
+        out["action"] = rule.action
+    if rule.description:
+        out["description"] = rule.description
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class DesiredGroup:
+    group: model.SecurityGroup             # id == name; rules name remote groups by name
+    external_ids: Mapping[str, str] | None = None   # None: leave as it is
+
+
+@dataclasses.dataclass(frozen=True)
+class DesiredPort:
+    port: model.Port                       # id == name; security_groups are names
+    external_ids: Mapping[str, str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Desired:
+    groups: Mapping[str, DesiredGroup]
+    ports: Mapping[str, DesiredPort]
+
+
+# ---- reading ---------------------------------------------------------------
+class _Map(dict):
+    line = 0
+
+
+class _Loader(yaml.SafeLoader):
+    """Refuses duplicate keys; remembers each mapping's line."""
+
+    def construct_mapping(self, node, deep=False):
+        out = _Map()
+        out.line = node.start_mark.line + 1
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in out:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            out[key] = self.construct_object(value_node, deep=deep)
+        return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                        _Loader.construct_mapping)
+
+
+def load(text: str, source: str = "<input>") -> Desired:
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise errors.UserError(f"{where}: malformed YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise errors.UserError(f"{source}: malformed YAML: {e}") from None
+    return from_data(data if data is not None else _Map(), source)
+
+
+class _Where:
+    def __init__(self, source):
+        self.source = source
+
+    def fail(self, obj, path, error):
+        line = getattr(obj, "line", 0)
+        where = f"{self.source}:{line}" if line else self.source
+        raise errors.UserError(f"{where}: {path}: {error}") from None
+
+
+def _mapping(where, obj, path, keys=None):
+    if obj is None:
+        return _Map()
+    if not isinstance(obj, dict):
+        where.fail(obj, path, model.ValidationError(path.rsplit(".", 1)[-1], obj,
+                                                    "must be a mapping"))
+    for key in obj:
+        if keys is not None and key not in keys:
+            where.fail(obj, path, model.ValidationError(
+                key, obj[key], f"unknown field (known: {', '.join(keys)})"))
+    return obj
+
+
+def _str_map(where, parent, path, value):
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        where.fail(parent, path, model.ValidationError(
+            "external_ids", value, "must map strings to strings"))
+    return dict(value)
+
+
+def from_data(data, source: str = "<input>") -> Desired:
+    where = _Where(source)
+    top = _mapping(where, data, "(top)", TOP_KEYS)
+    if top.get("version", 1) != 1:
+        where.fail(top, "version", model.ValidationError("version", top["version"],
+                                                         "only version 1 is known"))
+    groups = {}
+    for name, body in _mapping(where, top.get("groups"), "groups").items():
+        path = f"groups.{name}"
+        if not isinstance(name, str) or not name.strip():
+            where.fail(top, path, model.ValidationError("name", name, "must be a non-empty "
+                                                        "string"))
+        body = _mapping(where, body, path, GROUP_KEYS)
+        rules_in = body.get("rules") or []
+        if not isinstance(rules_in, list):
+            where.fail(body, f"{path}.rules", model.ValidationError(
+                "rules", rules_in, "must be a list"))
+        rules = []
+        for i, fields in enumerate(rules_in):
+            rule_path = f"{path}.rules[{i}]"
+            fields = _mapping(where, fields, rule_path)
+            try:
+                rules.append(rule_from_fields(fields, f"{name}#{i}", name))
+            except model.ValidationError as e:
+                where.fail(fields if fields else body, rule_path, e)
+        try:
+            group = model.SecurityGroup(
+                id=name, name=name,
+                description="" if body.get("description") is None else body["description"],
+                stateful=body.get("stateful", True), rules=tuple(rules))
+        except model.ValidationError as e:
+            where.fail(body, path, e)
+        groups[name] = DesiredGroup(group, _str_map(where, body, path,
+                                                    body.get("external_ids")))
+    ports = {}
+    for name, body in _mapping(where, top.get("ports"), "ports").items():
+        path = f"ports.{name}"
+        body = _mapping(where, body, path, PORT_KEYS)
+        try:
+            if not isinstance(name, str) or not name.strip():
+                raise model.ValidationError("name", name, "must be a non-empty string")
+            pairs = tuple(_pair(p) for p in _listish("allowed_addresses",
+                                                     body.get("allowed_addresses")))
+            port = model.Port(
+                id=name, name=name, mac=body.get("mac"),
+                fixed_ips=tuple(_listish("ips", body.get("ips"))),
+                allowed_address_pairs=pairs,
+                port_security_enabled=body.get("port_security", True),
+                security_groups=tuple(_listish("groups", body.get("groups"))),
+                network=body.get("network", 0))
+        except model.ValidationError as e:
+            where.fail(body, path, e)
+        ports[name] = DesiredPort(port, _str_map(where, body, path, body.get("external_ids")))
+    result = Desired(groups=groups, ports=ports)
+    try:
+        check(result)
+    except model.ValidationError as e:
+        where.fail(top, "(file)", e)
+    return result
+
+
+def _listish(field, value):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise model.ValidationError(field, value, "must be a list")
+    return value
+
+
+def _pair(value) -> model.AddressPair:
+    if isinstance(value, dict):
+        unknown = set(value) - {"ip", "mac"}
+        if unknown or "ip" not in value:
+            raise model.ValidationError("allowed_addresses", dict(value),
+                                        "a pair is IP[,MAC] or {ip: IP, mac: MAC}")
+        return model.AddressPair(value["ip"], value.get("mac"))
+    from sg_ofctl.ovsdb.convert import pair_from_text
+    return pair_from_text(value, "allowed_addresses")
+
+
+def check(state: Desired) -> None:
+    """Cross-object rules: named groups exist, addresses are unique per network,
+    no port mixes stateful and stateless groups."""
+    known = set(state.groups) | {model.DEFAULT_GROUP}
+    for name, entry in state.groups.items():
+        for rule in entry.group.rules:
+            if rule.remote_group_id is not None and rule.remote_group_id not in known:
+                raise model.ValidationError("remote_group", rule.remote_group_id,
+                                            f"group {name!r} names a group that is not "
+                                            "in the file")
+    check_ports([p.port for p in state.ports.values()],
+                {n: g.group.stateful for n, g in state.groups.items()})
+
+
+def check_ports(ports, stateful_by_group: Mapping[str, bool]) -> None:
+    ips, macs = {}, {}
+    for port in ports:
+        for gid in port.security_groups:
+            if gid not in stateful_by_group and gid != model.DEFAULT_GROUP:
+                raise model.ValidationError("groups", gid, f"port {port.name!r} names a "
+                                            "group that does not exist")
+        kinds = {stateful_by_group.get(g, True) for g in port.effective_groups}
+        if len(kinds) > 1:
+            raise model.ValidationError("groups", list(port.security_groups),
+                                        f"port {port.name!r} mixes stateful and stateless "
+                                        "groups")
+        other = macs.setdefault((port.network, port.mac), port.name)
+        if other != port.name:
+            raise model.ValidationError("mac", port.mac, f"used by ports {other!r} and "
+                                        f"{port.name!r} on network {port.network}")
+        for ip in port.fixed_ips:
+            other = ips.setdefault((port.network, ip), port.name)
+            if other != port.name:
+                raise model.ValidationError("ips", ip, f"used by ports {other!r} and "
+                                            f"{port.name!r} on network {port.network}")
+
+
+# ---- writing ---------------------------------------------------------------
+class _Flow(dict):
+    """A rule: written on one line."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Flow, lambda d, data: d.represent_mapping(
+    "tag:yaml.org,2002:map", data.items(), flow_style=True))
+
+
+def rule_sort_key(rule: model.Rule):
+    return (rule.direction != "ingress", rule.ethertype, rule.ip_proto is not None,
+            rule.ip_proto or 0, rule.port_range_min or 0, rule.port_range_max or 0,
+            rule.remote_ip_prefix or "", rule.remote_group_id or "", rule.action,
+            rule.description)
+
+
+def to_data(state: Desired) -> dict:
+    groups = {}
+    names = sorted(state.groups, key=lambda n: (n != model.DEFAULT_GROUP, n))
+    for name in names:
+        entry = state.groups[name]
+        body = {}
+        if entry.group.description:
+            body["description"] = entry.group.description
+        if not entry.group.stateful:
+            body["stateful"] = False
+        body["rules"] = [_Flow(rule_to_fields(r))
+                         for r in sorted(entry.group.rules, key=rule_sort_key)]
+        if entry.external_ids:
+            body["external_ids"] = dict(sorted(entry.external_ids.items()))
+        groups[name] = body
+    ports = {}
+    for name in sorted(state.ports):
+        entry = state.ports[name]
+        port = entry.port
+        body = {"mac": port.mac, "ips": list(port.fixed_ips)}
+        if port.security_groups:
+            body["groups"] = list(port.security_groups)
+        if port.network:
+            body["network"] = port.network
+        if port.allowed_address_pairs:
+            from sg_ofctl.ovsdb.convert import pair_to_text
+            body["allowed_addresses"] = [pair_to_text(p) for p in port.allowed_address_pairs]
+        if not port.port_security_enabled:
+            body["port_security"] = False
+        if entry.external_ids:
+            body["external_ids"] = dict(sorted(entry.external_ids.items()))
+        ports[name] = body
+    return {"version": 1, "groups": groups, "ports": ports}
+
+
+def dump(state: Desired) -> str:
+    return yaml.dump(to_data(state), Dumper=_Dumper, sort_keys=False,
+                     default_flow_style=False, width=100, allow_unicode=True)

@@ -1,0 +1,167 @@
+"""The ovsdbapp API of the security-group database.
+
+`connect(remotes, tables=...)` returns an `SgApi` whose IDL replicates only the
+tables the caller needs (the others are registered with the monitor condition
+`false`, so rows can still be inserted but none are fetched).  Every write is an
+ovsdbapp command run in one OVSDB transaction; see `commands.py`.
+
+ovsdbapp's Backend keeps its connection in a class attribute; SgApi keeps it
+per instance instead, so one process (a test, a REST server) can hold
+connections to several databases.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from ovs import poller as ovs_poller
+from ovs.db import idl as ovs_idl
+from ovsdbapp import api as ovsdbapp_api
+from ovsdbapp.backend import ovs_idl as ovsdbapp_backend
+from ovsdbapp.backend.ovs_idl import connection as ovsdbapp_connection
+
+from sg_ofctl import errors
+from sg_ofctl.ovsdb import commands, convert
+from sg_ofctl.ovsdb.server import SCHEMA_NAME, SCHEMA_PATH
+
+LOG = logging.getLogger(__name__)
+ALL_TABLES = (convert.GLOBAL, convert.GROUP, convert.RULE, convert.PORT)
+# Failover of a 3-member cluster stalls a write ~7 s: stay well above it.
+DEFAULT_TXN_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
+    schema = SCHEMA_NAME
+    lookup_table = {
+        convert.GROUP: (convert.GROUP, "name", None),
+        convert.PORT: (convert.PORT, "name", None),
+        convert.RULE: (convert.RULE, "id", None),
+    }
+
+    def __init__(self, connection, tables):
+        self.monitored = frozenset(tables)
+        super().__init__(connection, start=True, auto_index=False)
+
+    @property
+    def ovsdb_connection(self):
+        return self._connection
+
+    @ovsdb_connection.setter
+    def ovsdb_connection(self, connection):
+        self._connection = connection
+
+    def close(self):
+        self._connection.stop(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- reads (a consistent view: the IDL thread does not run meanwhile) ----
+    def read(self, function):
+        """Call function(tables) under the connection lock and return its result."""
+        with self._connection.lock:
+            return function(self.tables)
+
+    def state(self) -> convert.DbState:
+        """All groups, rules and ports as model values (needs all tables)."""
+        return self.read(convert.state_from_tables)
+
+    # ---- writes: each returns an ovsdbapp command -------------------------
+    def run(self, command):
+        """Execute one command in its own transaction; return its result."""
+        with self.create_transaction(check_error=True, log_errors=False) as txn:
+            txn.add(command)
+        return command.result
+
+    def create_transaction(self, check_error=True, log_errors=False, **kwargs):
+        return super().create_transaction(check_error=check_error, log_errors=log_errors)
+
+    def group_create(self, name, description="", stateful=True, external_ids=None):
+        return commands.GroupCreate(self, name, description, stateful, external_ids or {})
+
+    def group_set(self, ref, **changes):
+        return commands.GroupSet(self, ref, changes)
+
+    def group_delete(self, refs):
+        return commands.GroupDelete(self, list(refs))
+
+    def rule_create(self, group_ref, fields):
+        return commands.RuleCreate(self, group_ref, dict(fields))
+
+    def rule_delete(self, ids):
+        return commands.RuleDelete(self, list(ids))
+
+    def port_create(self, fields):
+        return commands.PortCreate(self, dict(fields))
+
+    def port_set(self, ref, changes):
+        return commands.PortSet(self, ref, dict(changes))
+
+    def port_delete(self, refs):
+        return commands.PortDelete(self, list(refs))
+
+    def port_bind(self, ref, host):
+        """For agents: record the host that has bound the port ("" = unbound)."""
+        return commands.PortBind(self, ref, host)
+
+    def apply(self, desired, dry_run=False):
+        from sg_ofctl.ovsdb import apply as apply_mod
+        return apply_mod.ApplyCommand(self, desired, dry_run)
+
+
+def parse_remotes(remotes: str) -> list[str]:
+    out = [r.strip() for r in remotes.split(",") if r.strip()]
+    if not out:
+        raise errors.UserError(f"db={remotes!r}: no database remote given")
+    for remote in out:
+        kind = remote.split(":", 1)[0]
+        if kind not in ("unix", "tcp", "ssl") or ":" not in remote:
+            raise errors.UserError(f"db={remote!r}: a remote is unix:PATH, tcp:ADDR:PORT "
+                                   "or ssl:ADDR:PORT")
+    return out
+
+
+def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TIMEOUT,
+            txn_timeout: float = DEFAULT_TXN_TIMEOUT, initialize: bool = True) -> SgApi:
+    """Connect to the database at `remotes` (comma-separated), replicating only
+    `tables`; wait at most `timeout` seconds for the initial contents."""
+    remote_list = parse_remotes(remotes)
+    helper = ovs_idl.SchemaHelper(location=str(SCHEMA_PATH))
+    helper.register_all()
+    idl = ovsdbapp_connection.OvsdbIdl(",".join(remote_list), helper,
+                                       leader_only=len(remote_list) > 1)
+    wanted = set(tables) | {convert.GLOBAL, convert.GROUP}
+    for table in ALL_TABLES:
+        if table not in wanted:
+            idl.cond_change(table, [False])
+    _wait_connected(idl, remotes, timeout)
+    conn = ovsdbapp_connection.Connection(idl, txn_timeout)
+    api = SgApi(conn, wanted)
+    if initialize:
+        try:
+            commands.ensure_initialized(api)
+        except Exception:
+            api.close()
+            raise
+    return api
+
+
+def _wait_connected(idl, remotes: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not idl.has_ever_connected():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            idl.close()
+            raise errors.DatabaseUnavailable(
+                f"db={remotes!r}: the security-group database did not answer within "
+                f"{timeout:g} s (is it running? start one with `sg-ofctl db start`)")
+        idl.run()
+        poller = ovs_poller.Poller()
+        idl.wait(poller)
+        poller.timer_wait(int(min(remaining, 0.5) * 1000) + 1)
+        poller.block()
+    idl.run()

@@ -1,0 +1,296 @@
+"""Write commands on the security-group database (ovsdbapp commands).
+
+Every command checks its request against the rows the IDL holds, inside the
+transaction, and builds model values so that the model's validation is the only
+one.  Every write also verifies and bumps `Global.revision`: two clients that
+write at once conflict, and ovsdbapp re-runs the loser's commands on fresh data
+(so no update is lost and checks like "address already used" hold).  What
+OVSDB itself enforces backs this up: unique ids/names (indexes), one rule per
+identity in a group (index), and strong references (a group that a port or a
+rule still names cannot be deleted).
+
+Creates generate their id before the transaction; a command re-run after a
+failover first looks for that id, so a commit whose reply was lost is not
+done twice.
+"""
+from __future__ import annotations
+
+import uuid
+
+from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
+
+from sg_ofctl import desired, errors, model
+from sg_ofctl.ovsdb import convert
+from sg_ofctl.ovsdb.convert import GLOBAL, GROUP, PORT, RULE
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def rows(api, table):
+    return list(api.tables[table].rows.values())
+
+
+def find_group(api, ref: str, field: str = "security_group"):
+    for row in rows(api, GROUP):
+        if row.name == ref:
+            return row
+    for row in rows(api, GROUP):
+        if row.id == ref:
+            return row
+    raise errors.NotFound(f"{field}={ref!r}: no such security group (name or id)")
+
+
+def find_port(api, ref: str):
+    for row in rows(api, PORT):
+        if row.name == ref:
+            return row
+    for row in rows(api, PORT):
+        if row.id == ref:
+            return row
+    raise errors.NotFound(f"port={ref!r}: no such port (name or id)")
+
+
+def find_rule(api, rule_id: str):
+    for row in rows(api, RULE):
+        if row.id == rule_id:
+            return row
+    raise errors.NotFound(f"rule={rule_id!r}: no such security group rule")
+
+
+def row_by_id(api, table, row_id):
+    return next((r for r in rows(api, table) if r.id == row_id), None)
+
+
+def bump_revision(api, txn) -> None:
+    """Serialise writers: verify Global.revision and increment it."""
+    glob = next(iter(api.tables[GLOBAL].rows.values()), None)
+    if glob is None:
+        raise errors.UserError("the database is not initialised (no Global row)")
+    glob.verify("revision")
+    glob.revision = glob.revision + 1
+
+
+def insert_rule(txn, api, rule: model.Rule, group_row, remote_row):
+    row = txn.insert(api.tables[RULE])
+    for column, value in convert.rule_columns(rule).items():
+        setattr(row, column, value)
+    row.security_group = group_row
+    row.remote_group = [remote_row] if remote_row is not None else []
+    row.created_at = convert.now()
+    return row
+
+
+def insert_group(txn, api, gid, name, description, stateful, external_ids):
+    row = txn.insert(api.tables[GROUP])
+    stamp = convert.now()
+    row.id, row.name, row.description, row.stateful = gid, name, description, stateful
+    row.revision_number, row.created_at, row.updated_at = 1, stamp, stamp
+    row.external_ids = dict(external_ids)
+    return row
+
+
+def touch(row) -> None:
+    row.revision_number = row.revision_number + 1
+    row.updated_at = convert.now()
+
+
+class Command(ovsdbapp_command.BaseCommand):
+    def run_idl(self, txn):
+        bump_revision(self.api, txn)
+        self.result = self.do(txn)
+
+    def do(self, txn):
+        raise NotImplementedError
+
+
+class Initialize(Command):
+    """Create the Global row and the `default` group (with its rules) if missing."""
+
+    def run_idl(self, txn):
+        glob = next(iter(self.api.tables[GLOBAL].rows.values()), None)
+        if glob is None:
+            glob = txn.insert(self.api.tables[GLOBAL])
+            glob.revision = 1
+        else:
+            bump_revision(self.api, txn)
+        if any(r.name == model.DEFAULT_GROUP for r in rows(self.api, GROUP)):
+            return
+        template = model.default_group()
+        group = insert_group(txn, self.api, template.id, template.name,
+                             template.description, True, {})
+        for rule in template.rules:
+            rule = model.Rule(**{**_rule_fields(rule), "id": new_id()})
+            insert_rule(txn, self.api, rule, group,
+                        group if rule.remote_group_id else None)
+
+
+def _rule_fields(rule: model.Rule) -> dict:
+    return {f: getattr(rule, f) for f in ("id", "security_group_id", "direction", "ethertype",
+                                          "protocol", "port_range_min", "port_range_max",
+                                          "remote_ip_prefix", "remote_group_id", "action",
+                                          "description")}
+
+
+def ensure_initialized(api) -> None:
+    def missing(tables):
+        return not tables[GLOBAL].rows or not any(
+            r.name == model.DEFAULT_GROUP for r in tables[GROUP].rows.values())
+    if not api.read(missing):
+        return
+    try:
+        api.run(Initialize(api))
+    except RuntimeError:
+        # Another client initialised at the same moment: its rows arrive shortly.
+        import time
+        deadline = time.monotonic() + 5
+        while api.read(missing) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if api.read(missing):
+            raise
+
+
+class GroupCreate(Command):
+    def __init__(self, api, name, description, stateful, external_ids):
+        super().__init__(api)
+        self.gid = new_id()
+        self.name, self.description = name, description
+        self.stateful, self.external_ids = stateful, external_ids
+
+    def do(self, txn):
+        if row_by_id(self.api, GROUP, self.gid) is not None:
+            return self.gid      # committed before a failover; not twice
+        template = model.SecurityGroup(id=self.gid, name=self.name,
+                                       description=self.description, stateful=self.stateful)
+        if not self.name.strip():
+            raise model.ValidationError("name", self.name, "must be a non-empty string")
+        for row in rows(self.api, GROUP):
+            if row.name == self.name:
+                raise errors.Conflict(f"name={self.name!r}: a security group with this "
+                                      f"name exists (id {row.id})")
+        group = insert_group(txn, self.api, self.gid, template.name, template.description,
+                             template.stateful, self.external_ids)
+        for ethertype in model.ETHERTYPES:
+            rule = model.Rule(id=new_id(), security_group_id=self.gid, direction="egress",
+                              ethertype=ethertype)
+            insert_rule(txn, self.api, rule, group, None)
+        return self.gid
+
+
+def ports_using(api, group_row) -> list:
+    return sorted(p.name for p in rows(api, PORT)
+                  if any(g.uuid == group_row.uuid for g in p.security_groups))
+
+
+class GroupSet(Command):
+    def __init__(self, api, ref, changes):
+        super().__init__(api)
+        self.ref, self.changes = ref, changes
+
+    def do(self, txn):
+        row = find_group(self.api, self.ref)
+        name = self.changes.get("name")
+        if name is not None and name != row.name:
+            if row.id == model.DEFAULT_GROUP:
+                raise errors.Conflict(f"name={name!r}: the default group cannot be renamed")
+            if not name.strip():
+                raise model.ValidationError("name", name, "must be a non-empty string")
+            clash = next((r for r in rows(self.api, GROUP) if r.name == name), None)
+            if clash is not None:
+                raise errors.Conflict(f"name={name!r}: a security group with this name "
+                                      f"exists (id {clash.id})")
+            row.name = name
+        description = self.changes.get("description")
+        if description is not None:
+            model.SecurityGroup(id=row.id, description=description)
+            row.description = description
+        stateful = self.changes.get("stateful")
+        if stateful is not None and stateful != row.stateful:
+            users = ports_using(self.api, row)
+            if users:
+                raise errors.Conflict(f"stateful={stateful}: group {row.name!r} is used by "
+                                      f"ports {', '.join(users)}; stateful can only change "
+                                      "while no port uses the group")
+            row.stateful = stateful
+        for key, value in (self.changes.get("external_ids") or {}).items():
+            row.setkey("external_ids", key, value)
+        touch(row)
+        return row.id
+
+
+class GroupDelete(Command):
+    def __init__(self, api, refs):
+        super().__init__(api)
+        self.refs = refs
+
+    def do(self, txn):
+        targets, named = {}, []
+        for ref in self.refs:
+            row = find_group(self.api, ref)
+            if row.id == model.DEFAULT_GROUP:
+                raise errors.Conflict(f"security_group={ref!r}: the default group cannot "
+                                      "be deleted")
+            if row.uuid not in targets:
+                targets[row.uuid] = row
+                named.append((ref, row))
+        for ref, row in named:
+            users = ports_using(self.api, row)
+            if users:
+                raise errors.Conflict(f"security_group={ref!r}: in use by ports "
+                                      f"{', '.join(users)}")
+            remote_users = sorted(
+                f"{r.security_group.name} (rule {r.id})" for r in rows(self.api, RULE)
+                if any(g.uuid == row.uuid for g in r.remote_group)
+                and r.security_group.uuid not in targets)
+            if remote_users:
+                raise errors.Conflict(f"security_group={ref!r}: remote group of rules in "
+                                      f"groups {', '.join(remote_users)}")
+        for rule in rows(self.api, RULE):
+            if rule.security_group.uuid in targets:
+                rule.delete()
+        for row in targets.values():
+            row.delete()
+        return [row.id for row in targets.values()]
+
+
+class RuleCreate(Command):
+    def __init__(self, api, group_ref, fields):
+        super().__init__(api)
+        self.rid = new_id()
+        self.group_ref, self.fields = group_ref, fields
+
+    def do(self, txn):
+        if row_by_id(self.api, RULE, self.rid) is not None:
+            return self.rid
+        group = find_group(self.api, self.group_ref)
+        fields = dict(self.fields)
+        remote = None
+        if fields.get("remote_group") is not None:
+            remote = find_group(self.api, fields["remote_group"], "remote_group")
+            fields["remote_group"] = remote.id
+        rule = desired.rule_from_fields(fields, self.rid, group.id)
+        key = convert.identity_key(rule)
+        for other in rows(self.api, RULE):
+            if other.security_group.uuid == group.uuid and other.identity == key:
+                raise errors.Conflict(f"rule: group {group.name!r} already has this rule "
+                                      f"(id {other.id})")
+        insert_rule(txn, self.api, rule, group, remote)
+        touch(group)
+        return self.rid
+
+
+class RuleDelete(Command):
+    def __init__(self, api, ids):
+        super().__init__(api)
+        self.ids = ids
+
+    def do(self, txn):
+        found = [find_rule(self.api, rid) for rid in self.ids]
+        for row in found:
+            touch(row.security_group)
+            row.delete()
+        return [row.id for row in found]
+
+
+from sg_ofctl.ovsdb.port_commands import PortBind, PortCreate, PortDelete, PortSet  # noqa: E402,F401

@@ -1,0 +1,226 @@
+"""Start, stop and inspect the ovsdb-server that serves the security-group database.
+
+One state directory holds one member: the database file, its unix socket (which
+local clients use), pidfile, log and control socket.  The member is either a
+private standalone database (the default) or a member of a Raft cluster
+(`ovsdb-tool create-cluster` / `join-cluster`).  Processes are found by their
+pidfile and stopped by pid, never by name.  No ovsdbapp import here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+SCHEMA_NAME = "SG_ofctl"
+SCHEMA_PATH = Path(__file__).with_name("sg_ofctl.ovsschema")
+
+
+class ServerError(RuntimeError):
+    """ovsdb-server or ovsdb-tool failed; the message says which and why."""
+
+
+def default_state_dir() -> Path:
+    """--state-dir, else SG_OFCTL_STATE_DIR, else /var/lib/sg-ofctl for root,
+    else $XDG_STATE_HOME/sg-ofctl (~/.local/state/sg-ofctl)."""
+    env = os.environ.get("SG_OFCTL_STATE_DIR")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/sg-ofctl")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(base) / "sg-ofctl"
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """The files of one database member in a state directory."""
+
+    state_dir: Path
+
+    @property
+    def db(self) -> Path:
+        return self.state_dir / "sg_ofctl.db"
+
+    @property
+    def sock(self) -> Path:
+        return self.state_dir / "db.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.state_dir / "ovsdb-server.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.state_dir / "ovsdb-server.log"
+
+    @property
+    def ctl(self) -> Path:
+        return self.state_dir / "ovsdb-server.ctl"
+
+    @property
+    def local_remote(self) -> str:
+        return f"unix:{self.sock}"
+
+    def pid(self) -> int | None:
+        """The pid of the running ovsdb-server of this member, or None."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        # A stale pidfile whose pid now belongs to another program is not ours.
+        if b"ovsdb-server" not in cmdline or str(self.db).encode() not in cmdline:
+            return None
+        return pid
+
+    def is_clustered(self) -> bool:
+        result = subprocess.run(["ovsdb-tool", "db-is-clustered", str(self.db)],
+                                capture_output=True, text=True)
+        return result.returncode == 0
+
+
+def _run(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ServerError(f"{argv[0]} {argv[1]} failed: {detail[-1] if detail else 'no output'}")
+    return result.stdout
+
+
+def _tcp_listen(value: str) -> str:
+    """ADDR:PORT, PORT, tcp:ADDR:PORT or ptcp:PORT[:ADDR] -> an ovsdb-server remote."""
+    if value.startswith(("ptcp:", "punix:", "pssl:")):
+        return value
+    if value.startswith("tcp:"):
+        value = value[4:]
+    host, _, port = value.rpartition(":")
+    if not port.isdigit():
+        raise ServerError(f"listen={value!r}: expected ADDR:PORT or PORT")
+    return f"ptcp:{port}:{host}" if host else f"ptcp:{port}"
+
+
+def _check_raft_address(field: str, value: str) -> str:
+    if not value.startswith(("tcp:", "ssl:")) or value.count(":") < 2:
+        raise ServerError(f"{field}={value!r}: expected tcp:ADDR:PORT")
+    return value
+
+
+def create(member: Member, cluster_address: str | None = None,
+           join: list[str] | None = None) -> str:
+    """Create the database file if missing; returns what was done."""
+    member.state_dir.mkdir(parents=True, exist_ok=True)
+    if member.db.exists():
+        if not member.is_clustered():
+            out = subprocess.run(["ovsdb-tool", "needs-conversion", str(member.db),
+                                  str(SCHEMA_PATH)], capture_output=True, text=True)
+            if out.stdout.strip() == "yes":
+                _run(["ovsdb-tool", "convert", str(member.db), str(SCHEMA_PATH)])
+                return "converted"
+        return "exists"
+    if join:
+        if not cluster_address:
+            raise ServerError("--join needs --cluster-address (this member's tcp:ADDR:PORT)")
+        _check_raft_address("cluster-address", cluster_address)
+        for remote in join:
+            _check_raft_address("join", remote)
+        _run(["ovsdb-tool", "join-cluster", str(member.db), SCHEMA_NAME, cluster_address,
+              *join])
+        return "joined cluster"
+    if cluster_address:
+        _check_raft_address("cluster-address", cluster_address)
+        _run(["ovsdb-tool", "create-cluster", str(member.db), str(SCHEMA_PATH),
+              cluster_address])
+        return "created cluster"
+    _run(["ovsdb-tool", "create", str(member.db), str(SCHEMA_PATH)])
+    return "created"
+
+
+def start(member: Member, listen: list[str] | None = None, cluster_address: str | None = None,
+          join: list[str] | None = None) -> dict:
+    """Create the database if needed and start its ovsdb-server (detached)."""
+    pid = member.pid()
+    if pid is not None:
+        return {"state": "already running", "pid": pid, **_describe(member)}
+    if join and not cluster_address:
+        raise ServerError("--join needs --cluster-address (this member's tcp:ADDR:PORT)")
+    done = create(member, cluster_address, join)
+    remotes = [f"punix:{member.sock}"] + [_tcp_listen(v) for v in listen or ()]
+    for stale in (member.sock, member.ctl):
+        if stale.exists():
+            stale.unlink()
+    argv = ["ovsdb-server", str(member.db), f"--pidfile={member.pidfile}", "--detach",
+            "--no-chdir", f"--log-file={member.log}", f"--unixctl={member.ctl}",
+            *(f"--remote={r}" for r in remotes)]
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        lines = (result.stderr.strip() or _tail(member.log)).splitlines()
+        raise ServerError(f"ovsdb-server did not start: {lines[-1] if lines else 'no output'} "
+                          f"(log: {member.log})")
+    return {"state": f"started ({done})", "pid": member.pid(), **_describe(member),
+            "listen": ",".join(remotes)}
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text()[-2000:]
+    except OSError:
+        return ""
+
+
+def stop(member: Member, timeout: float = 10.0) -> dict:
+    """Stop this member's ovsdb-server by its pid (SIGTERM, then SIGKILL)."""
+    pid = member.pid()
+    if pid is None:
+        return {"state": "not running", "state_dir": str(member.state_dir)}
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return {"state": "stopped", "pid": pid, "state_dir": str(member.state_dir)}
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return {"state": "killed", "pid": pid, "state_dir": str(member.state_dir)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _describe(member: Member) -> dict:
+    out = {"state_dir": str(member.state_dir), "database": str(member.db),
+           "local_remote": member.local_remote}
+    if member.db.exists():
+        out["model"] = "clustered" if member.is_clustered() else "standalone"
+    return out
+
+
+def status(member: Member) -> dict:
+    """Whether this member runs, and for a cluster member its Raft role."""
+    pid = member.pid()
+    out = {"state": "running" if pid else "not running", "pid": pid, **_describe(member)}
+    if pid and out.get("model") == "clustered":
+        result = subprocess.run(["ovs-appctl", "-t", str(member.ctl), "cluster/status",
+                                 SCHEMA_NAME], capture_output=True, text=True, timeout=10)
+        for line in result.stdout.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() in ("Cluster ID", "Server ID", "Address", "Status",
+                                      "Role", "Term", "Leader"):
+                out["cluster_" + key.strip().lower().replace(" ", "_")] = value.strip()
+    return out
+
+
+def ensure_running(member: Member) -> None:
+    """Start this member's database if it is not running (the embedded default)."""
+    if member.pid() is None:
+        start(member)
