@@ -1,0 +1,136 @@
+"""Real packets between namespace "VMs" through the compiled pipeline, installed
+by the os-ken driver on a private ovs-vswitchd.
+
+    a (10.0.0.1), b (10.0.0.2): `default`; a also in `to-a` (ingress icmp and
+                                 udp/53 from 10.0.0.0/24)
+    c (10.0.0.3): `ssh-in` (ingress tcp/22 only) + `out` (egress IPv4 anywhere)
+"""
+import dataclasses
+
+import pytest
+
+from ovs_testbed import OvsTestbed
+from sg_ofctl.compiler import Compiler, FlowDiff
+from sg_ofctl.compiler.flows import Ct
+from sg_ofctl.model import HostView, Port, Rule, SecurityGroup, default_group
+
+MACS = {"a": "fa:16:3e:00:00:0a", "b": "fa:16:3e:00:00:0b", "c": "fa:16:3e:00:00:0c"}
+IPS = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"}
+GROUPS = {"a": ("default", "to-a"), "b": ("default",), "c": ("ssh-in", "out")}
+SSH_IN = SecurityGroup("ssh-in", rules=(Rule("ssh", direction="ingress", protocol="tcp",
+                                             port_range_min=22, port_range_max=22),))
+HTTP_RULE = Rule("http", security_group_id="ssh-in", direction="ingress", protocol="tcp",
+                 port_range_min=80, port_range_max=80)
+
+
+def host_view(ofports: dict, ssh_in: SecurityGroup = SSH_IN) -> HostView:
+    groups = [default_group(), ssh_in,
+              SecurityGroup("to-a", rules=(
+                  Rule("icmp", direction="ingress", protocol="icmp",
+                       remote_ip_prefix="10.0.0.0/24"),
+                  Rule("dns", direction="ingress", protocol="udp", port_range_min=53,
+                       port_range_max=53, remote_ip_prefix="10.0.0.0/24"))),
+              SecurityGroup("out", rules=(Rule("any-out", direction="egress"),))]
+    ports = tuple(Port(id=f"port-{n}", mac=MACS[n], fixed_ips=(IPS[n],), ofport=ofports[n],
+                       security_groups=GROUPS[n]) for n in sorted(MACS))
+    return HostView(ports=ports, groups={g.id: g for g in groups},
+                    members={"default": frozenset({IPS["a"], IPS["b"]})})
+
+
+def ovs_installable(flows):
+    """Work around a compiler bug (reported): ct() in the verdict tables has no
+    eth_type match, which OVS refuses (OFPBAC_MATCH_INCONSISTENT).  Adds one flow
+    per IP ethertype; a no-op once the compiler emits the match itself."""
+    out = []
+    for flow in flows:
+        if any(isinstance(a, Ct) for a in flow.actions) and flow.field("eth_type") is None:
+            out += [dataclasses.replace(flow, match=tuple(sorted(flow.match +
+                                                               (("eth_type", eth, None),))))
+                    for eth in (0x0800, 0x86DD)]
+        else:
+            out.append(flow)
+    return out
+
+
+def installable_diff(change: FlowDiff) -> FlowDiff:
+    return FlowDiff(*(ovs_installable(getattr(change, k)) for k in ("add", "modify", "delete")))
+
+
+@pytest.fixture(scope="module")
+def net():
+    with OvsTestbed() as testbed:
+        vms = {n: testbed.add_vm(n, MACS[n], IPS[n]) for n in sorted(MACS)}
+        compiler = Compiler()
+        view = host_view({n: vm.ofport for n, vm in vms.items()})
+        controller = testbed.start_controller()
+        controller.install_full(ovs_installable(compiler.update(view).add))
+        vms["c"].serve("tcp", 22)
+        vms["c"].serve("tcp", 80)
+        vms["a"].serve("udp", 53)
+        vms["b"].serve("udp", 53)
+        vms["b"].serve("tcp", 80)
+        testbed.compiler, testbed.view = compiler, view
+        yield testbed
+
+
+def test_default_group_members_ping_each_other(net):
+    a, b = net.vms["a"], net.vms["b"]
+    assert a.ping(b.ip) and b.ping(a.ip)
+    assert a.send("tcp", b.ip, 80) and a.send("udp", b.ip, 53)
+
+
+def test_ssh_only_group_accepts_tcp_22_only(net):
+    a, b, c = net.vms["a"], net.vms["b"], net.vms["c"]
+    assert a.send("tcp", c.ip, 22) and b.send("tcp", c.ip, 22)
+    assert not a.send("tcp", c.ip, 80, timeout=0.5)
+    assert not a.ping(c.ip, timeout=0.5)
+
+
+def test_stateful_replies_pass_but_unsolicited_ingress_is_dropped(net):
+    a, b, c = net.vms["a"], net.vms["b"], net.vms["c"]
+    # c may send anything; its replies come back although c allows no icmp/udp in.
+    assert c.ping(a.ip)
+    assert c.send("udp", a.ip, 53)
+    # b accepts only members of `default`, which c is not.
+    assert not c.ping(b.ip, timeout=0.5)
+    assert not c.send("udp", b.ip, 53, timeout=0.5)
+    # Nobody may start icmp or udp towards c.
+    assert not b.ping(c.ip, timeout=0.5)
+
+
+def test_forged_source_ip_is_dropped(net):
+    a, b = net.vms["a"], net.vms["b"]
+    a.add_address("10.0.0.99/24")
+    try:
+        assert not a.ping(b.ip, source="10.0.0.99", timeout=0.5)
+        assert not a.send("tcp", b.ip, 80, src="10.0.0.99", timeout=0.5)
+        assert a.ping(b.ip, source=a.ip)
+    finally:
+        a.exec("ip", "addr", "del", "10.0.0.99/24", "dev", "eth0", check=True)
+
+
+def test_forged_source_mac_is_dropped(net):
+    a, b = net.vms["a"], net.vms["b"]
+    a.exec("ip", "link", "set", "eth0", "address", "fa:16:3e:00:00:99", check=True)
+    try:
+        assert not a.ping(b.ip, timeout=0.5)
+    finally:
+        a.exec("ip", "link", "set", "eth0", "address", a.mac, check=True)
+    assert a.ping(b.ip)
+
+
+def test_live_rule_change_changes_the_verdict(net):
+    a, c = net.vms["a"], net.vms["c"]
+    assert not a.send("tcp", c.ip, 80, timeout=0.5)
+    with_http = dataclasses.replace(SSH_IN, rules=SSH_IN.rules + (HTTP_RULE,))
+    view = dataclasses.replace(net.view, groups={**net.view.groups, "ssh-in": with_http})
+    change = net.compiler.update(view)
+    assert change and not change.delete
+    net.controller.apply(installable_diff(change))
+    try:
+        assert a.send("tcp", c.ip, 80)
+        assert a.send("tcp", c.ip, 22)
+    finally:
+        net.controller.apply(installable_diff(net.compiler.update(net.view)))
+    assert not a.send("tcp", c.ip, 80, timeout=0.5)
+    assert a.send("tcp", c.ip, 22)
