@@ -16,6 +16,10 @@ from sg_ofctl.dataplane.flowjson import flow_from_json, flow_to_json
 DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
 
 
+def _scenario_flows(name: str):
+    return compile_host(scenario.host_view(scenario.load(f"/work/shared/scenarios/{name}.json")))
+
+
 def _wire_round_trip(flow: Flow, first_table: int) -> Flow:
     """Serialize the flow mod, parse it back as the switch would see it, and read
     it as flow stats."""
@@ -33,7 +37,7 @@ def _wire_round_trip(flow: Flow, first_table: int) -> Flow:
 @pytest.mark.parametrize("name", ["small", "medium"])
 @pytest.mark.parametrize("first_table", [0, 40])
 def test_every_compiled_flow_survives_the_wire(name, first_table):
-    flows = compile_host(scenario.host_view(scenario.load(f"/work/shared/scenarios/{name}.json")))
+    flows = _scenario_flows(name)
     assert [_wire_round_trip(f, first_table) for f in flows] == list(flows)
 
 
@@ -101,3 +105,12 @@ def test_ct_flush_messages_follow_nicira_ext_h():
     assert body[40:46] == struct.pack("!HHH", 3, 6, 22)
     assert body[48:54] == struct.pack("!HHH", 2, 6, 3)  # zone property
     assert len(body) == 56
+
+
+@pytest.mark.parametrize("name", ["small", "medium"])
+def test_fast_match_encoding_equals_os_kens(name):
+    for flow in _scenario_flows(name):
+        fast, slow = bytearray(), bytearray()
+        render.render_match(flow.match).serialize(fast, 0)
+        render.render_match_slow(flow.match).serialize(slow, 0)
+        assert fast == slow, flow

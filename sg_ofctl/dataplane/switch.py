@@ -28,6 +28,7 @@ from sg_ofctl.dataplane import render
 LOG = logging.getLogger(__name__)
 
 BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+SEND_CHUNK = 256 * 1024  # bytes of bundle-add messages per socket write
 NXT_CT_FLUSH_ZONE, NXT_CT_FLUSH = 29, 32
 NXT_CT_ORIG_TUPLE, NXT_CT_ZONE_ID = 0, 2
 NXT_CT_TUPLE_SRC, NXT_CT_TUPLE_DST, NXT_CT_TUPLE_SRC_PORT, NXT_CT_TUPLE_DST_PORT = 0, 1, 2, 3
@@ -82,6 +83,7 @@ class SwitchConnection:
         # also uses from another thread).
         self._xids = itertools.count(random.randrange(1 << 30, 1 << 31))
         self._bundle_ids = itertools.count(random.randrange(1, 1 << 30))
+        self._bundle_errors: dict | None = None  # xid -> error while a bundle is open
         self.closed = False
 
     # -- replies (any thread) ---------------------------------------------------------
@@ -89,6 +91,11 @@ class SwitchConnection:
         """Hand over a reply or error received on this connection."""
         with self._lock:
             waiter = self._waiters.get(msg.xid)
+            if waiter is None and self._bundle_errors is not None and \
+                    isinstance(msg, parser.OFPErrorMsg):
+                # Errors of a bundle's adds: their xids are not registered one by one.
+                self._bundle_errors[msg.xid] = msg
+                return
         if waiter is None:
             if isinstance(msg, parser.OFPErrorMsg):
                 LOG.error("switch error for unknown xid %s: %s", msg.xid, error_text(msg))
@@ -164,22 +171,35 @@ class SwitchConnection:
             return ApplyResult(0, 0.0)
         mods = self.flow_mods(change)
         dp, bid = self.datapath, next(self._bundle_ids) & 0xffffffff
-        xids = []
+        open_xid = self._send(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST,
+                                                      BUNDLE_FLAGS, []))
+        add_xids: dict[int, Flow] = {}
+        with self._lock:
+            self._bundle_errors = {}
         try:
-            open_xid = self._send(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST,
-                                                          BUNDLE_FLAGS, []))
-            xids.append(open_xid)
-            add_xids = {}
+            chunk = bytearray()
             for flow, mod in mods:
-                xid = self._send(parser.ONFBundleAddMsg(dp, bid, BUNDLE_FLAGS, mod, []))
+                msg = parser.ONFBundleAddMsg(dp, bid, BUNDLE_FLAGS, mod, [])
+                xid = next(self._xids) & 0xffffffff
+                msg.set_xid(xid)
+                msg.serialize()
                 add_xids[xid] = flow
-            xids += add_xids
+                chunk += msg.buf
+                if len(chunk) >= SEND_CHUNK:
+                    self._send_raw(bytes(chunk))
+                    chunk = bytearray()
+            if chunk:
+                self._send_raw(bytes(chunk))
             barrier = self._send(parser.OFPBarrierRequest(dp))
-            xids.append(barrier)
-            self._wait(barrier, "the bundle's barrier")
+            try:
+                self._wait(barrier, "the bundle's barrier")
+            finally:
+                self._forget([barrier])
+            with self._lock:
+                add_errors, self._bundle_errors = self._bundle_errors, None
             errors = [("bundle open", error_text(e)) for e in self._waiters[open_xid].errors]
-            for xid, flow in add_xids.items():
-                errors += [(format_flow(flow), error_text(e)) for e in self._waiters[xid].errors]
+            errors += [(format_flow(add_xids[xid]) if xid in add_xids else f"xid {xid}",
+                        error_text(e)) for xid, e in add_errors.items()]
             if errors:
                 self._discard(bid)
                 raise SwitchError(f"the switch refused {len(errors)} of {len(mods)} flow "
@@ -187,8 +207,14 @@ class SwitchConnection:
             self.request(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_COMMIT_REQUEST,
                                                  BUNDLE_FLAGS, []), "bundle commit")
         finally:
-            self._forget(xids)
+            with self._lock:
+                self._bundle_errors = None
+            self._forget([open_xid])
         return ApplyResult(len(mods), time.monotonic() - start)
+
+    def _send_raw(self, data: bytes) -> None:
+        if self.closed or not self.datapath.send(data):
+            raise SwitchError("the switch connection is closed")
 
     def _discard(self, bid: int) -> None:
         try:
