@@ -9,9 +9,8 @@ id.  Errors name the file, line, path, field and value.  See docs/FORMAT.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Mapping
-
-import yaml
 
 from sg_ofctl import errors, model
 
@@ -131,28 +130,35 @@ class _Map(dict):
     line = 0
 
 
-class _Loader(yaml.SafeLoader):
-    """Refuses duplicate keys; remembers each mapping's line."""
+@functools.lru_cache(maxsize=None)
+def _loader():
+    """The YAML loader (built on first use: yaml is imported only when needed)."""
+    import yaml
 
-    def construct_mapping(self, node, deep=False):
-        out = _Map()
-        out.line = node.start_mark.line + 1
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in out:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-            out[key] = self.construct_object(value_node, deep=deep)
-        return out
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        """Refuses duplicate keys; remembers each mapping's line.  (libyaml's
+        parser when PyYAML has it: 10x faster on large files.)"""
 
+        def construct_mapping(self, node, deep=False):
+            out = _Map()
+            out.line = node.start_mark.line + 1
+            for key_node, value_node in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in out:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                out[key] = self.construct_object(value_node, deep=deep)
+            return out
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                        _Loader.construct_mapping)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                           Loader.construct_mapping)
+    return Loader
 
 
 def load(text: str, source: str = "<input>") -> Desired:
+    import yaml
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -317,14 +323,6 @@ class _Flow(dict):
     """A rule: written on one line."""
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-_Dumper.add_representer(_Flow, lambda d, data: d.represent_mapping(
-    "tag:yaml.org,2002:map", data.items(), flow_style=True))
-
-
 def rule_sort_key(rule: model.Rule):
     return (rule.direction != "ingress", rule.ethertype, rule.ip_proto is not None,
             rule.ip_proto or 0, rule.port_range_min or 0, rule.port_range_max or 0,
@@ -368,5 +366,11 @@ def to_data(state: Desired) -> dict:
 
 
 def dump(state: Desired) -> str:
-    return yaml.dump(to_data(state), Dumper=_Dumper, sort_keys=False,
+    import yaml
+
+    class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+        pass
+    Dumper.add_representer(_Flow, lambda d, data: d.represent_mapping(
+        "tag:yaml.org,2002:map", data.items(), flow_style=True))
+    return yaml.dump(to_data(state), Dumper=Dumper, sort_keys=False,
                      default_flow_style=False, width=100, allow_unicode=True)

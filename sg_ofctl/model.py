@@ -111,11 +111,12 @@ def parse_protocol(value, ethertype: str) -> int | None:
     if isinstance(value, bool):
         raise ValidationError("protocol", value, "is not a protocol name or number")
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return _require_int("protocol", int(value), 0, 255)
-    if not isinstance(value, str) or value.lower() not in PROTOCOL_NUMBERS:
+        number = _require_int("protocol", int(value), 0, 255)
+    elif not isinstance(value, str) or value.lower() not in PROTOCOL_NUMBERS:
         raise ValidationError("protocol", value, "unknown protocol name (use a name like "
                               "tcp, udp, icmp, icmpv6, sctp or a number 0-255)")
-    number = PROTOCOL_NUMBERS[value.lower()]
+    else:
+        number = PROTOCOL_NUMBERS[value.lower()]
     if ethertype == "IPv6" and number == 1:
         return 58
     if ethertype == "IPv4" and number == 58:

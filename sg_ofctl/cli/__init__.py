@@ -52,10 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_imports() -> None:
     """python-ovs imports eventlet when it is installed (200 ms) only to ask
-    whether it is monkey-patched; these commands never use it."""
-    if "eventlet" not in sys.modules:
-        sys.modules["eventlet"] = None     # the import fails; ovs then skips it
-        sys.modules.setdefault("gevent", None)
+    whether it is monkey-patched; the database commands never use it.  Import
+    ovs.poller with eventlet hidden, then unhide it for anyone else."""
+    if "eventlet" in sys.modules or "ovs.poller" in sys.modules:
+        return
+    hidden = [name for name in ("eventlet", "gevent") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None          # the import fails; ovs then skips it
+    try:
+        importlib.import_module("ovs.poller")
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 def main(argv=None) -> int:

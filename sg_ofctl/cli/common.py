@@ -57,10 +57,11 @@ def remotes(args) -> str:
 
 
 @contextlib.contextmanager
-def connect(args, tables):
+def connect(args, tables, conditions=None):
     from sg_ofctl.ovsdb import api
     handle = api.connect(remotes(args), tables=tables, timeout=args.timeout,
-                         txn_timeout=max(api.DEFAULT_TXN_TIMEOUT, args.timeout))
+                         txn_timeout=max(api.DEFAULT_TXN_TIMEOUT, args.timeout),
+                         conditions=conditions)
     try:
         yield handle
     finally:

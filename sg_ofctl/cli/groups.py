@@ -1,7 +1,7 @@
 """`sg-ofctl group create|list|show|set|delete` (like `openstack security group`)."""
 from __future__ import annotations
 
-from sg_ofctl.cli import common, views
+from sg_ofctl.cli import common
 
 GROUP, RULE, PORT = "Security_Group", "Security_Group_Rule", "Port"
 
@@ -45,6 +45,7 @@ def register(sub) -> None:
 
 
 def show_group(args, api, ref) -> None:
+    from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import commands
 
     def view(tables):

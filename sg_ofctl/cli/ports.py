@@ -2,7 +2,7 @@
 hypervisor puts in the instance NIC's `external_ids:iface-id`."""
 from __future__ import annotations
 
-from sg_ofctl.cli import common, views
+from sg_ofctl.cli import common
 
 GROUP, PORT = "Security_Group", "Port"
 
@@ -69,11 +69,13 @@ def _create(args):
 
 
 def show_port(args, api, ref) -> None:
+    from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import commands
     common.emit_one(args, api.read(lambda t: views.port_fields(commands.find_port(api, ref))))
 
 
 def _list(args):
+    from sg_ofctl.cli import views
     with common.connect(args, (GROUP, PORT)) as api:
         rows = api.read(lambda t: [views.port_list_row(r) for r in t[PORT].rows.values()
                                    if args.host is None or r.host == args.host])

@@ -1,7 +1,7 @@
 """`sg-ofctl rule create|list|show|delete` (like `openstack security group rule`)."""
 from __future__ import annotations
 
-from sg_ofctl.cli import common, views
+from sg_ofctl.cli import common
 
 GROUP, RULE = "Security_Group", "Security_Group_Rule"
 
@@ -62,19 +62,24 @@ def _create(args):
               "icmp_code": _number("icmp_code", args.icmp_code),
               "remote_ip": args.remote_ip, "remote_group": args.remote_group,
               "action": args.action, "description": args.description}
-    with common.connect(args, (GROUP, RULE)) as api:
-        rid = api.run(api.rule_create(args.group, {k: v for k, v in fields.items()
-                                                   if v is not None}))
-        show_rule(args, api, rid)
+    from sg_ofctl.ovsdb import commands
+    rule_id = commands.new_id()
+    # Replicate only the new rule (not every rule): a single command stays fast.
+    with common.connect(args, (GROUP,), {RULE: [["id", "==", rule_id]]}) as api:
+        api.run(api.rule_create(args.group, {k: v for k, v in fields.items()
+                                             if v is not None}, rule_id))
+        show_rule(args, api, rule_id)
 
 
 def show_rule(args, api, rule_id) -> None:
+    from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import commands
     common.emit_one(args, api.read(lambda t: views.rule_fields(
         commands.find_rule(api, rule_id))))
 
 
 def _list(args):
+    from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import commands
     with common.connect(args, (GROUP, RULE)) as api:
         def rows(tables):

@@ -216,7 +216,7 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool) -> li
     src = {P.SRC_PORT.field: o}
     for mac in macs:
         m_mac = _mac_int(mac)
-        flows.append(_flow("classify", 100, _m(in_port=o, eth_src=m_mac),
+        flows.append(_flow("classify", 100, _m(in_port=o, eth_src=m_mac, vlan_vid=0),
                            [_load(P.SRC_PORT, o), _load(P.ZONE, zone), _load(P.FLAGS, flags),
                             Goto("egress_spoof")], c))
         # ARP probe (RFC 5227): sender IP 0.0.0.0, but its own sender MAC.

@@ -12,6 +12,7 @@ connections to several databases.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from ovs import poller as ovs_poller
@@ -21,7 +22,7 @@ from ovsdbapp.backend import ovs_idl as ovsdbapp_backend
 from ovsdbapp.backend.ovs_idl import connection as ovsdbapp_connection
 
 from sg_ofctl import errors
-from sg_ofctl.ovsdb import commands, convert
+from sg_ofctl.ovsdb import commands, convert, fastjson
 from sg_ofctl.ovsdb.server import SCHEMA_NAME, SCHEMA_PATH
 
 LOG = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ ALL_TABLES = (convert.GLOBAL, convert.GROUP, convert.RULE, convert.PORT)
 # Failover of a 3-member cluster stalls a write ~7 s: stay well above it.
 DEFAULT_TXN_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class _Idl(ovsdbapp_connection.OvsdbIdl):
+    def cooperative_yield(self):
+        """ovsdbapp sleeps here after every row (for eventlet); we need not."""
 
 
 class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
@@ -73,8 +79,11 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
     # ---- writes: each returns an ovsdbapp command -------------------------
     def run(self, command):
         """Execute one command in its own transaction; return its result."""
-        with self.create_transaction(check_error=True, log_errors=False) as txn:
-            txn.add(command)
+        try:
+            with self.create_transaction(check_error=True, log_errors=False) as txn:
+                txn.add(command)
+        except RuntimeError as e:
+            raise translate_error(e) from None
         return command.result
 
     def create_transaction(self, check_error=True, log_errors=False, **kwargs):
@@ -89,8 +98,8 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
     def group_delete(self, refs):
         return commands.GroupDelete(self, list(refs))
 
-    def rule_create(self, group_ref, fields):
-        return commands.RuleCreate(self, group_ref, dict(fields))
+    def rule_create(self, group_ref, fields, rule_id=None):
+        return commands.RuleCreate(self, group_ref, dict(fields), rule_id)
 
     def rule_delete(self, ids):
         return commands.RuleDelete(self, list(ids))
@@ -113,6 +122,32 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
         return apply_mod.ApplyCommand(self, desired, dry_run)
 
 
+_INDEX = re.compile(r'multiple rows in "(\w+)" table to have identical values '
+                    r'\((.*?)\) for index on columns? (.*?)\.  ')
+_REFERENCED = re.compile(r'cannot delete (\w+) row \S+ because of (\d+) remaining')
+
+
+def translate_error(exc: RuntimeError) -> Exception:
+    """OVSDB constraint errors (what the schema enforces) -> one-line user errors."""
+    text = str(exc).replace('\\"', '"')
+    match = _INDEX.search(text)
+    if match:
+        table, values, columns = match.groups()
+        if table == convert.RULE:
+            return errors.Conflict("rule: the security group already has an identical rule")
+        columns = columns.replace('"', "").replace(" and ", ",")
+        return errors.Conflict(f"{columns}={values!r}: already used by another "
+                               f"{table.replace('_', ' ').lower()}")
+    match = _REFERENCED.search(text)
+    if match:
+        return errors.Conflict(f"{match.group(1)}: still used by {match.group(2)} "
+                               "other row(s)")
+    if "timed out" in text:
+        return errors.DatabaseUnavailable(f"the database did not complete the request "
+                                          f"in time ({text})")
+    return exc
+
+
 def parse_remotes(remotes: str) -> list[str]:
     out = [r.strip() for r in remotes.split(",") if r.strip()]
     if not out:
@@ -126,17 +161,23 @@ def parse_remotes(remotes: str) -> list[str]:
 
 
 def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TIMEOUT,
-            txn_timeout: float = DEFAULT_TXN_TIMEOUT, initialize: bool = True) -> SgApi:
+            txn_timeout: float = DEFAULT_TXN_TIMEOUT, initialize: bool = True,
+            conditions=None) -> SgApi:
     """Connect to the database at `remotes` (comma-separated), replicating only
-    `tables`; wait at most `timeout` seconds for the initial contents."""
+    `tables` (Global and Security_Group always), plus the rows of other tables
+    that match `conditions` ({table: OVSDB condition}); wait at most `timeout`
+    seconds for the initial contents."""
     remote_list = parse_remotes(remotes)
+    fastjson.install()
     helper = ovs_idl.SchemaHelper(location=str(SCHEMA_PATH))
     helper.register_all()
-    idl = ovsdbapp_connection.OvsdbIdl(",".join(remote_list), helper,
+    idl = _Idl(",".join(remote_list), helper,
                                        leader_only=len(remote_list) > 1)
     wanted = set(tables) | {convert.GLOBAL, convert.GROUP}
     for table in ALL_TABLES:
-        if table not in wanted:
+        if table in (conditions or {}) and table not in wanted:
+            idl.cond_change(table, conditions[table])
+        elif table not in wanted:
             idl.cond_change(table, [False])
     _wait_connected(idl, remotes, timeout)
     conn = ovsdbapp_connection.Connection(idl, txn_timeout)
@@ -162,6 +203,6 @@ def _wait_connected(idl, remotes: str, timeout: float) -> None:
         idl.run()
         poller = ovs_poller.Poller()
         idl.wait(poller)
-        poller.timer_wait(int(min(remaining, 0.5) * 1000) + 1)
+        poller.timer_wait(int(min(remaining, 0.01) * 1000) + 1)
         poller.block()
     idl.run()

@@ -19,25 +19,19 @@ from sg_ofctl.ovsdb.convert import GROUP, PORT, RULE
 
 def current(tables) -> desired_mod.Desired:
     """The database as a Desired value (names instead of ids)."""
-    name_of = {row.uuid: row.name for row in tables[GROUP].rows.values()}
     rules = {}
     for row in tables[RULE].rows.values():
-        remote = convert.opt(row.remote_group)
-        rule = convert.rule_from_row(row)
-        rule = dataclasses.replace(rule, security_group_id=row.security_group.name,
-                                   remote_group_id=name_of[remote.uuid] if remote else None)
-        rules.setdefault(row.security_group.uuid, []).append(rule)
+        rule = convert.rule_from_row(row, group_key="name")
+        rules.setdefault(rule.security_group_id, []).append(rule)
     groups = {}
     for row in tables[GROUP].rows.values():
         group = model.SecurityGroup(id=row.name, name=row.name, description=row.description,
                                     stateful=row.stateful,
-                                    rules=tuple(rules.get(row.uuid, ())))
+                                    rules=tuple(rules.get(row.name, ())))
         groups[row.name] = desired_mod.DesiredGroup(group, dict(row.external_ids))
     ports = {}
     for row in tables[PORT].rows.values():
-        port = dataclasses.replace(convert.port_from_row(row), id=row.name,
-                                   security_groups=tuple(sorted(g.name for g in
-                                                                row.security_groups)))
+        port = convert.port_from_row(row, key="name")
         ports[row.name] = desired_mod.DesiredPort(port, dict(row.external_ids))
     return desired_mod.Desired(groups=groups, ports=ports)
 

@@ -44,14 +44,16 @@ def identity_key(rule: model.Rule) -> str:
     return "|".join("" if part is None else str(part) for part in rule.identity())
 
 
-def rule_from_row(row) -> model.Rule:
+def rule_from_row(row, group_key: str = "id") -> model.Rule:
+    """`group_key` "name" names the group and remote group by name (apply)."""
     remote = opt(row.remote_group)
     return model.Rule(
-        id=row.id, security_group_id=row.security_group.id, direction=row.direction,
+        id=row.id, security_group_id=getattr(row.security_group, group_key),
+        direction=row.direction,
         ethertype=row.ethertype, protocol=protocol_value(opt(row.protocol)),
         port_range_min=opt(row.port_range_min), port_range_max=opt(row.port_range_max),
         remote_ip_prefix=opt(row.remote_ip_prefix),
-        remote_group_id=remote.id if remote is not None else None,
+        remote_group_id=getattr(remote, group_key) if remote is not None else None,
         action=row.action, description=row.description)
 
 
@@ -83,12 +85,13 @@ def pair_from_text(text: str, field: str = "allowed_address_pairs") -> model.Add
     return model.AddressPair(ip.strip(), mac.strip() or None)
 
 
-def port_from_row(row) -> model.Port:
+def port_from_row(row, key: str = "id") -> model.Port:
+    """`key` "name": the port's id and its groups are names (apply)."""
     return model.Port(
-        id=row.id, name=row.name, mac=row.mac, fixed_ips=tuple(row.fixed_ips),
+        id=getattr(row, key), name=row.name, mac=row.mac, fixed_ips=tuple(row.fixed_ips),
         allowed_address_pairs=tuple(pair_from_text(t) for t in row.allowed_address_pairs),
         port_security_enabled=row.port_security_enabled,
-        security_groups=tuple(sorted(g.id for g in row.security_groups)),
+        security_groups=tuple(sorted(getattr(g, key) for g in row.security_groups)),
         network=row.network)
 
 

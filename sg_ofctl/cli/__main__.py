@@ -1,0 +1,3 @@
+import sys
+from sg_ofctl.cli import main
+sys.exit(main())
