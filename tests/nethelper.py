@@ -3,6 +3,7 @@
     nethelper.py serve PROTO PORT       echo server (tcp or udp); prints "ready"
     nethelper.py send PROTO HOST PORT [--src IP] [--timeout S]
                                          exit 0 if the echo came back, 1 if not
+    nethelper.py session HOST PORT      one TCP connection; a line on stdin -> "ok"/"fail"
     nethelper.py ping HOST [--src IP] [--timeout S]
                                          one ICMP echo (raw socket; no ping binary)
 """
@@ -11,6 +12,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 
@@ -58,13 +60,42 @@ def serve(proto: str, port: int) -> None:
             sock.sendto(data, peer)
             continue
         conn, _ = sock.accept()
-        with conn:
-            conn.settimeout(2)
-            try:
-                data = conn.recv(2048)
+        threading.Thread(target=_echo, args=(conn,), daemon=True).start()
+
+
+def _echo(conn) -> None:
+    """Echo until the peer closes (one-shot clients and long sessions alike)."""
+    with conn:
+        try:
+            while data := conn.recv(2048):
                 conn.sendall(data)
-            except OSError:
-                pass
+        except OSError:
+            pass
+
+
+def session(host: str, port: int, timeout: float) -> int:
+    """One long TCP connection: for each stdin line, send it and print "ok" if the
+    echo came back within `timeout`, else "fail"."""
+    try:
+        sock = socket.create_connection((host, port), timeout)
+    except OSError:
+        print("fail", flush=True)
+        return 1
+    print("ok", flush=True)
+    for line in sys.stdin:
+        sock.settimeout(timeout)
+        try:
+            sock.sendall(line.encode())
+            got = b""
+            while len(got) < len(line.encode()):
+                chunk = sock.recv(2048)
+                if not chunk:
+                    break
+                got += chunk
+            print("ok" if got == line.encode() else "fail", flush=True)
+        except OSError:
+            print("fail", flush=True)
+    return 0
 
 
 def send(proto: str, host: str, port: int, src: str | None, timeout: float) -> int:
@@ -95,11 +126,17 @@ def main() -> int:
     c.add_argument("port", type=int)
     c.add_argument("--src")
     c.add_argument("--timeout", type=float, default=1.0)
+    t = sub.add_parser("session")
+    t.add_argument("host")
+    t.add_argument("port", type=int)
+    t.add_argument("--timeout", type=float, default=1.0)
     p = sub.add_parser("ping")
     p.add_argument("host")
     p.add_argument("--src")
     p.add_argument("--timeout", type=float, default=1.0)
     args = ap.parse_args()
+    if args.cmd == "session":
+        return session(args.host, args.port, args.timeout)
     if args.cmd == "ping":
         return ping(args.host, args.src, args.timeout)
     if args.cmd == "serve":

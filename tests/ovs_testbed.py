@@ -101,6 +101,37 @@ class Vm:
         cmd = [sys.executable, HELPER, "send", proto, ip, str(port), "--timeout", str(timeout)]
         return self.exec(*cmd + (["--src", src] if src else [])).returncode == 0
 
+    def session(self, ip: str, port: int, timeout: float = 1.0) -> "TcpSession":
+        return TcpSession(self, ip, port, timeout)
+
+
+class TcpSession:
+    """A long-lived TCP connection from a VM; `exchange()` sends one line and
+    returns True if its echo came back."""
+
+    def __init__(self, vm: Vm, ip: str, port: int, timeout: float = 1.0):
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", vm.ns, sys.executable, HELPER, "session", ip, str(port),
+             "--timeout", str(timeout)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        vm.testbed._undo.append(self.close)
+        self.timeout = timeout
+        self.connected = _read_line(self.proc.stdout, timeout + 5) == "ok"
+
+    def exchange(self, text: str = "x") -> bool:
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return _read_line(self.proc.stdout, self.timeout + 5) == "ok"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            stop_pid(self.proc.pid)
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:  # a broken pipe to a stopped process
+                pass
+
 
 class Controller:
     """The os-ken driver process (sg_ofctl.dataplane.driver) inside the OVS namespace."""
@@ -121,7 +152,12 @@ class Controller:
         self.stream = self.sock.makefile("rwb")
         testbed.vsctl("set-controller", testbed.bridge, f"tcp:127.0.0.1:{OF_PORT}", "--",
                       "set", "controller", testbed.bridge, "connection-mode=out-of-band")
-        self.call("wait_switch", timeout=20)
+        self.generation = self.call("wait_switch", timeout=20)["generation"]
+
+    def wait_reconnect(self, timeout: float = 30) -> None:
+        """Wait until the switch has connected again (after a restart)."""
+        self.generation = self.call("wait_switch", timeout=timeout,
+                                    min_generation=self.generation + 1)["generation"]
 
     def call(self, op: str, **kwargs):
         self.stream.write(json.dumps({"op": op, **kwargs}).encode() + b"\n")
@@ -173,15 +209,26 @@ class OvsTestbed:
              f"--log-file={d}/ovsdb-server.log", "--no-chdir"], env=self.env)
         self._undo.append(lambda: self._stop_daemon("ovsdb-server"))
         self.vsctl("--no-wait", "init")
-        run(["ip", "netns", "exec", self.ns, "ovs-vswitchd", self.db,
-             f"--pidfile={d}/ovs-vswitchd.pid", f"--unixctl={d}/ovs-vswitchd.ctl", "--detach",
-             f"--log-file={d}/ovs-vswitchd.log", "--no-chdir"], env=self.env, timeout=60)
+        self._start_vswitchd()
         self._undo.append(lambda: self._stop_daemon("ovs-vswitchd"))
         self.vsctl("add-br", self.bridge, "--", "set", "bridge", self.bridge,
                    "datapath_type=netdev", "fail_mode=secure",
                    "protocols=OpenFlow13,OpenFlow14,OpenFlow15",
                    "other_config:disable-in-band=true")
         return self
+
+    def _start_vswitchd(self) -> None:
+        d = self.dir
+        run(["ip", "netns", "exec", self.ns, "ovs-vswitchd", self.db,
+             f"--pidfile={d}/ovs-vswitchd.pid", f"--unixctl={d}/ovs-vswitchd.ctl", "--detach",
+             f"--log-file={d}/ovs-vswitchd.log", "--no-chdir"], env=self.env, timeout=60)
+
+    def restart_vswitchd(self) -> None:
+        """Stop and start ovs-vswitchd: every OpenFlow flow and conntrack entry is
+        lost; the bridge, ports and controller come back from the database."""
+        self._stop_daemon("ovs-vswitchd")
+        self._start_vswitchd()
+        self.vsctl("wait-until", "bridge", self.bridge)
 
     def _stop_daemon(self, name: str) -> None:
         try:

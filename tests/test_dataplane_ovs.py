@@ -16,6 +16,12 @@ def _scenario_flows(name: str):
     return compile_host(scenario.host_view(scenario.load(f"/work/shared/scenarios/{name}.json")))
 
 
+def _installable_small():
+    """The small scenario minus the ct flows that OVS refuses (see the test below)."""
+    return [f for f in _scenario_flows("small") if Ct not in map(type, f.actions)
+            or f.field("eth_type")]
+
+
 @pytest.mark.parametrize("name", ["small", "medium"])
 def test_ovs_accepts_every_compiled_flow(ovs_testbed, name):
     """Through `ovs-ofctl --bundle add-flows`: catches syntax and prerequisite errors."""
@@ -46,8 +52,7 @@ def _extra_flow(priority: int) -> Flow:
 
 def test_install_read_back_and_reconcile(ovs_testbed):
     controller = ovs_testbed.start_controller()
-    flows = [f for f in _scenario_flows("small") if Ct not in map(type, f.actions)
-             or f.field("eth_type")]  # (ct flows without eth_type: see the ofctl test)
+    flows = _installable_small()
     first = controller.install_full(flows)
     assert (first["add"], first["modify"], first["delete"]) == (len(flows), 0, 0)
     assert sorted(controller.read_flows(), key=repr) == sorted(flows, key=repr)
@@ -84,3 +89,62 @@ def test_conntrack_flush_messages_are_accepted(ovs_testbed):
     controller.call("ct_flush", match={"zone": 3, "ip_proto": 6, "src": "10.0.0.1",
                                        "dst_port": 22})
     controller.call("ct_flush", match={})
+
+
+def _every_feature_view():
+    """Uplinks, a VLAN network, allowed pairs, IPv6, a stateless group, deny,
+    ICMP type/code, port ranges, remote groups of both families, no port security."""
+    from sg_ofctl.model import HostView, Port, Rule, SecurityGroup
+    web = SecurityGroup("web", rules=(
+        Rule("r1", direction="ingress", protocol="tcp", port_range_min=1000,
+             port_range_max=1999),
+        Rule("r2", direction="ingress", protocol="icmp", port_range_min=8, port_range_max=0),
+        Rule("r3", direction="ingress", ethertype="IPv6", protocol="icmpv6", port_range_min=128),
+        Rule("r4", direction="ingress", action="deny", protocol="udp", port_range_min=53,
+             port_range_max=53, remote_ip_prefix="10.9.0.0/16"),
+        Rule("r5", direction="egress", ethertype="IPv6", remote_group_id="web"),
+        Rule("r6", direction="ingress", remote_group_id="web", action="deny", protocol="sctp",
+             port_range_min=9, port_range_max=9),
+        Rule("r7", direction="egress", protocol=47)))
+    plain = SecurityGroup("plain", stateful=False, rules=(
+        Rule("s1", direction="ingress", protocol="udp", port_range_min=4789,
+             port_range_max=4789),))
+    ports = (
+        Port("p1", "fa:16:3e:00:01:01", ("10.1.0.1", "2001:db8::1"), ofport=1, network=5,
+             security_groups=("web",),
+             allowed_address_pairs=({"ip_address": "10.1.0.128/25"},
+                                    {"ip_address": "10.1.0.200",
+                                     "mac_address": "fa:16:3e:00:01:99"})),
+        Port("p2", "fa:16:3e:00:01:02", ("10.1.0.2",), ofport=2, security_groups=("plain",)),
+        Port("p3", "fa:16:3e:00:01:03", ("10.1.0.3",), ofport=3, port_security_enabled=False),
+        Port("p4", "fa:16:3e:00:01:04", ("10.1.0.4",), ofport=4))
+    return HostView(ports=ports, groups={"web": web, "plain": plain},
+                    members={"web": frozenset({"10.1.0.1", "2001:db8::1", "10.2.0.0/24"}),
+                             "default": frozenset({"10.1.0.4"})}, uplinks=(9,))
+
+
+def test_ovs_accepts_every_rule_and_port_kind(ovs_testbed):
+    flows = compile_host(_every_feature_view())
+    result = ovs_testbed.add_flows_ofctl(flows)
+    bad = re.search(r"-:(\d+):", result.stderr)
+    assert result.returncode == 0, result.stderr + (
+        "rejected flow: " + ofctl_text(flows[int(bad.group(1)) - 1]) if bad else "")
+
+
+def test_controller_restart_resends_nothing(ovs_testbed):
+    flows = _installable_small()
+    ovs_testbed.start_controller().install_full(flows)
+    ovs_testbed.controller.stop()
+    again = ovs_testbed.start_controller().install_full(flows)
+    assert (again["add"], again["modify"], again["delete"]) == (0, 0, 0)
+
+
+def test_vswitchd_restart_reinstalls_everything(ovs_testbed):
+    flows = _installable_small()
+    controller = ovs_testbed.start_controller()
+    controller.install_full(flows)
+    ovs_testbed.restart_vswitchd()
+    controller.wait_reconnect()
+    again = controller.install_full(flows)
+    assert (again["add"], again["modify"], again["delete"]) == (len(flows), 0, 0)
+    assert sorted(controller.read_flows(), key=repr) == sorted(flows, key=repr)

@@ -5,6 +5,7 @@ by the os-ken driver on a private ovs-vswitchd.
                                  udp/53 from 10.0.0.0/24)
     c (10.0.0.3): `ssh-in` (ingress tcp/22 only) + `out` (egress IPv4 anywhere)
 """
+import contextlib
 import dataclasses
 
 import pytest
@@ -119,18 +120,37 @@ def test_forged_source_mac_is_dropped(net):
     assert a.ping(b.ip)
 
 
-def test_live_rule_change_changes_the_verdict(net):
-    a, c = net.vms["a"], net.vms["c"]
-    assert not a.send("tcp", c.ip, 80, timeout=0.5)
+@contextlib.contextmanager
+def http_rule_added(net):
+    """Add ingress tcp/80 to `ssh-in` as a live FlowDiff; remove it after."""
     with_http = dataclasses.replace(SSH_IN, rules=SSH_IN.rules + (HTTP_RULE,))
     view = dataclasses.replace(net.view, groups={**net.view.groups, "ssh-in": with_http})
     change = net.compiler.update(view)
     assert change and not change.delete
     net.controller.apply(installable_diff(change))
     try:
-        assert a.send("tcp", c.ip, 80)
-        assert a.send("tcp", c.ip, 22)
+        yield
     finally:
         net.controller.apply(installable_diff(net.compiler.update(net.view)))
+
+
+def test_live_rule_change_changes_the_verdict(net):
+    a, c = net.vms["a"], net.vms["c"]
+    assert not a.send("tcp", c.ip, 80, timeout=0.5)
+    with http_rule_added(net):
+        assert a.send("tcp", c.ip, 80)
+        assert a.send("tcp", c.ip, 22)
     assert not a.send("tcp", c.ip, 80, timeout=0.5)
     assert a.send("tcp", c.ip, 22)
+
+
+def test_removing_a_rule_cuts_its_established_connections(net):
+    a, c = net.vms["a"], net.vms["c"]
+    with http_rule_added(net):
+        session = a.session(c.ip, 80, timeout=0.5)
+        assert session.connected and session.exchange()
+        kept = a.session(c.ip, 22, timeout=0.5)
+        assert kept.connected and kept.exchange()
+    assert not session.exchange()
+    assert not session.exchange()
+    assert kept.exchange()

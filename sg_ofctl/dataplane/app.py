@@ -28,6 +28,7 @@ class DataplaneApp(app_manager.OSKenApp):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.connections: dict[int, SwitchConnection] = {}
+        self.generation = 0  # connections made so far (a reconnect increments it)
         self._changed = threading.Condition()
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
@@ -41,6 +42,7 @@ class DataplaneApp(app_manager.OSKenApp):
                     if old is not None:
                         old.close()
                     self.connections[dp.id] = SwitchConnection(dp, self.first_table)
+                    self.generation += 1
                     LOG.info("switch %016x connected", dp.id)
                 elif dp.id is not None and dp.id in self.connections and \
                         self.connections[dp.id].datapath is dp:
@@ -60,12 +62,16 @@ class DataplaneApp(app_manager.OSKenApp):
         except Exception:
             LOG.exception("handling a switch reply")
 
-    def wait_for_switch(self, timeout: float, dpid: int | None = None) -> SwitchConnection:
-        """The connection to `dpid` (or to the only switch) once it is up."""
+    def wait_for_switch(self, timeout: float, dpid: int | None = None,
+                        min_generation: int = 0) -> SwitchConnection:
+        """The connection to `dpid` (or to the only switch) once it is up, and
+        once at least `min_generation` connections have been made."""
+        def ready():
+            if self.generation < min_generation:
+                return False
+            return dpid in self.connections if dpid is not None else bool(self.connections)
         with self._changed:
-            ok = self._changed.wait_for(
-                lambda: (dpid in self.connections) if dpid is not None else self.connections,
-                timeout)
+            ok = self._changed.wait_for(ready, timeout)
             if not ok:
                 raise TimeoutError(f"no switch connected within {timeout} s")
             if dpid is None:

@@ -46,8 +46,9 @@ class Driver:
     def handle(self, req: dict):
         op = req["op"]
         if op == "wait_switch":
-            conn = self.app.wait_for_switch(req.get("timeout", 10))
-            return {"dpid": conn.datapath.id}
+            conn = self.app.wait_for_switch(req.get("timeout", 10),
+                                            min_generation=req.get("min_generation", 0))
+            return {"dpid": conn.datapath.id, "generation": self.app.generation}
         conn = self.app.wait_for_switch(req.get("timeout", 10))
         if op == "install_full":
             flows = [flow_from_json(f) for f in req["flows"]]
