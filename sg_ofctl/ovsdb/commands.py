@@ -246,12 +246,13 @@ class GroupDelete(Command):
             if remote_users:
                 raise errors.Conflict(f"security_group={ref!r}: remote group of rules in "
                                       f"groups {', '.join(remote_users)}")
+        deleted = [row.id for row in targets.values()]
         for rule in rows(self.api, RULE):
             if rule.security_group.uuid in targets:
                 rule.delete()
         for row in targets.values():
             row.delete()
-        return [row.id for row in targets.values()]
+        return deleted
 
 
 class RuleCreate(Command):
@@ -288,11 +289,17 @@ class RuleDelete(Command):
         self.ids = ids
 
     def do(self, txn):
-        found = [find_rule(self.api, rid) for rid in self.ids]
-        for row in found:
-            touch(row.security_group)
+        found = {}
+        for rid in self.ids:
+            row = find_rule(self.api, rid)
+            found[row.uuid] = row
+        deleted = [row.id for row in found.values()]
+        for group in {row.security_group.uuid: row.security_group
+                      for row in found.values()}.values():
+            touch(group)
+        for row in found.values():
             row.delete()
-        return [row.id for row in found]
+        return deleted
 
 
 from sg_ofctl.ovsdb.port_commands import PortBind, PortCreate, PortDelete, PortSet  # noqa: E402,F401

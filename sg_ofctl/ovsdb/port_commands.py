@@ -132,9 +132,10 @@ class PortDelete(Command):
         for ref in self.refs:
             row = find_port(self.api, ref)
             found[row.uuid] = row
+        deleted = [row.id for row in found.values()]
         for row in found.values():
             row.delete()
-        return [row.id for row in found.values()]
+        return deleted
 
 
 class PortBind(Command):
