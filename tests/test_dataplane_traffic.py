@@ -154,3 +154,17 @@ def test_removing_a_rule_cuts_its_established_connections(net):
     assert not session.exchange()
     assert not session.exchange()
     assert kept.exchange()
+
+
+def test_conntrack_flush_by_tuple_then_by_zone(net):
+    a, b, c = net.vms["a"], net.vms["b"], net.vms["c"]
+    sessions = [vm.session(c.ip, 22) for vm in (a, b)]
+    assert all(s.connected and s.exchange() for s in sessions)
+
+    def tcp_from(ip):
+        return [e for e in net.conntrack() if e.startswith("tcp,") and f"orig=(src={ip}," in e]
+    assert tcp_from(a.ip) and tcp_from(b.ip)
+    net.controller.call("ct_flush", match={"zone": 1, "ip_proto": 6, "src": a.ip})
+    assert not tcp_from(a.ip) and tcp_from(b.ip)
+    net.controller.call("ct_flush_zone", zone=1)
+    assert not [e for e in net.conntrack() if "zone=1" in e]
