@@ -168,3 +168,17 @@ def test_conntrack_flush_by_tuple_then_by_zone(net):
     assert not tcp_from(a.ip) and tcp_from(b.ip)
     net.controller.call("ct_flush_zone", zone=1)
     assert not [e for e in net.conntrack() if "zone=1" in e]
+
+
+def test_established_tcp_survives_a_vswitchd_restart(net):
+    """ovs-vswitchd loses its flows and conntrack; the controller reinstalls
+    everything on reconnect and an established connection carries on."""
+    a, c = net.vms["a"], net.vms["c"]
+    session = a.session(c.ip, 22)
+    assert session.connected and session.exchange()
+    net.restart_vswitchd()
+    net.controller.wait_reconnect()
+    result = net.controller.install_full(ovs_installable(net.compiler.flows.values()))
+    assert result["add"] > 0 and not result["delete"]
+    assert session.exchange()
+    assert a.ping(net.vms["b"].ip) and not a.ping(c.ip, timeout=0.5)
