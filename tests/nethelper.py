@@ -25,13 +25,18 @@ def _checksum(data: bytes) -> int:
 
 
 def ping(host: str, src: str | None, timeout: float) -> int:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    v6 = ":" in host
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW,
+                         socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
     if src:
         sock.bind((src, 0))
     ident, seq = os.getpid() & 0xffff, 1
     payload = b"sg-ofctl-ping"
-    head = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-    packet = struct.pack("!BBHHH", 8, 0, _checksum(head + payload), ident, seq) + payload
+    request, reply = (128, 129) if v6 else (8, 0)
+    head = struct.pack("!BBHHH", request, 0, 0, ident, seq)
+    # The kernel computes ICMPv6 checksums itself.
+    checksum = 0 if v6 else _checksum(head + payload)
+    packet = struct.pack("!BBHHH", request, 0, checksum, ident, seq) + payload
     sock.sendto(packet, (host, 0))
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
@@ -40,17 +45,19 @@ def ping(host: str, src: str | None, timeout: float) -> int:
             data, peer = sock.recvfrom(2048)
         except OSError:
             return 1
-        icmp = data[(data[0] & 0x0f) * 4:]
-        if peer[0] == host and icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (ident, seq):
+        icmp = data if v6 else data[(data[0] & 0x0f) * 4:]  # v6 raw sockets: no IP header
+        if peer[0] == host and icmp[0] == reply and \
+                struct.unpack("!HH", icmp[4:8]) == (ident, seq):
             return 0
     return 1
 
 
 def serve(proto: str, port: int) -> None:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
+    sock = socket.socket(socket.AF_INET6, kind)  # dual stack: IPv4 and IPv6 clients
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
     if proto == "tcp":
         sock.listen(16)
     print("ready", flush=True)
@@ -100,7 +107,7 @@ def session(host: str, port: int, timeout: float) -> int:
 
 def send(proto: str, host: str, port: int, src: str | None, timeout: float) -> int:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind)
     sock.settimeout(timeout)
     if src:
         sock.bind((src, 0))

@@ -299,7 +299,8 @@ class OvsTestbed:
     # -- VMs --------------------------------------------------------------------------
     def add_vm(self, name: str, mac: str, ips, prefix: int = 24) -> Vm:
         """A namespace with eth0 (mac, ips) plugged into the bridge; returns the Vm
-        (its `ofport` is the bridge port)."""
+        (its `ofport` is the bridge port).  IPv4 addresses get /prefix, IPv6 /64
+        without duplicate address detection."""
         ips = [ips] if isinstance(ips, str) else list(ips)
         vm_ns, port = f"{self.ns}-{name}", f"vm-{name}"[:15]
         run(["ip", "netns", "add", vm_ns])
@@ -308,7 +309,8 @@ class OvsTestbed:
              "netns", vm_ns])
         run(["ip", "-n", self.ns, "link", "set", port, "up"])
         for cmd in (["link", "set", "eth0", "address", mac], ["link", "set", "lo", "up"],
-                    *(["addr", "add", f"{ip}/{prefix}", "dev", "eth0"] for ip in ips),
+                    *(["addr", "add", f"{ip}/{64 if ':' in ip else prefix}", "dev", "eth0"]
+                      + (["nodad"] if ":" in ip else []) for ip in ips),
                     ["link", "set", "eth0", "up"]):
             run(["ip", "-n", vm_ns, *cmd])
         run(["ip", "netns", "exec", vm_ns, "ethtool", "-K", "eth0", "tx", "off"])

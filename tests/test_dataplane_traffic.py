@@ -1,9 +1,9 @@
 """Real packets between namespace "VMs" through the compiled pipeline, installed
 by the os-ken driver on a private ovs-vswitchd.
 
-    a (10.0.0.1), b (10.0.0.2): `default`; a also in `to-a` (ingress icmp and
-                                 udp/53 from 10.0.0.0/24)
-    c (10.0.0.3): `ssh-in` (ingress tcp/22 only) + `out` (egress IPv4 anywhere)
+    a (10.0.0.1, fd00::a), b (10.0.0.2, fd00::b): `default`; a also in `to-a`
+                        (ingress icmp and udp/53 from 10.0.0.0/24)
+    c (10.0.0.3, fd00::c): `ssh-in` (ingress tcp/22 only) + `out` (egress IPv4 anywhere)
 """
 import contextlib
 import dataclasses
@@ -17,6 +17,7 @@ from sg_ofctl.model import HostView, Port, Rule, SecurityGroup, default_group
 
 MACS = {"a": "fa:16:3e:00:00:0a", "b": "fa:16:3e:00:00:0b", "c": "fa:16:3e:00:00:0c"}
 IPS = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"}
+IP6S = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c"}
 GROUPS = {"a": ("default", "to-a"), "b": ("default",), "c": ("ssh-in", "out")}
 SSH_IN = SecurityGroup("ssh-in", rules=(Rule("ssh", direction="ingress", protocol="tcp",
                                              port_range_min=22, port_range_max=22),))
@@ -32,10 +33,10 @@ def host_view(ofports: dict, ssh_in: SecurityGroup = SSH_IN) -> HostView:
                   Rule("dns", direction="ingress", protocol="udp", port_range_min=53,
                        port_range_max=53, remote_ip_prefix="10.0.0.0/24"))),
               SecurityGroup("out", rules=(Rule("any-out", direction="egress"),))]
-    ports = tuple(Port(id=f"port-{n}", mac=MACS[n], fixed_ips=(IPS[n],), ofport=ofports[n],
-                       security_groups=GROUPS[n]) for n in sorted(MACS))
+    ports = tuple(Port(id=f"port-{n}", mac=MACS[n], fixed_ips=(IPS[n], IP6S[n]),
+                       ofport=ofports[n], security_groups=GROUPS[n]) for n in sorted(MACS))
     return HostView(ports=ports, groups={g.id: g for g in groups},
-                    members={"default": frozenset({IPS["a"], IPS["b"]})})
+                    members={"default": frozenset({IPS["a"], IPS["b"], IP6S["a"], IP6S["b"]})})
 
 
 def ovs_installable(flows):
@@ -60,7 +61,7 @@ def installable_diff(change: FlowDiff) -> FlowDiff:
 @pytest.fixture(scope="module")
 def net():
     with OvsTestbed() as testbed:
-        vms = {n: testbed.add_vm(n, MACS[n], IPS[n]) for n in sorted(MACS)}
+        vms = {n: testbed.add_vm(n, MACS[n], [IPS[n], IP6S[n]]) for n in sorted(MACS)}
         compiler = Compiler()
         view = host_view({n: vm.ofport for n, vm in vms.items()})
         controller = testbed.start_controller()
@@ -78,6 +79,24 @@ def test_default_group_members_ping_each_other(net):
     a, b = net.vms["a"], net.vms["b"]
     assert a.ping(b.ip) and b.ping(a.ip)
     assert a.send("tcp", b.ip, 80) and a.send("udp", b.ip, 53)
+
+
+def test_default_group_over_ipv6(net):
+    a, b, c = net.vms["a"], net.vms["b"], net.vms["c"]
+    assert a.ping(IP6S["b"]) and b.ping(IP6S["a"])
+    assert a.send("tcp", IP6S["b"], 80)
+    assert not a.ping(IP6S["c"], timeout=0.5)  # c allows no IPv6 in
+    assert not c.ping(IP6S["a"], timeout=0.5)  # nor IPv6 out
+
+
+def test_forged_ipv6_source_is_dropped(net):
+    a, b = net.vms["a"], net.vms["b"]
+    a.exec("ip", "addr", "add", "fd00::99/64", "dev", "eth0", "nodad", check=True)
+    try:
+        assert not a.ping(IP6S["b"], source="fd00::99", timeout=0.5)
+        assert a.ping(IP6S["b"], source=IP6S["a"])
+    finally:
+        a.exec("ip", "addr", "del", "fd00::99/64", "dev", "eth0", check=True)
 
 
 def test_ssh_only_group_accepts_tcp_22_only(net):
