@@ -32,7 +32,9 @@ def error_message(exc: BaseException) -> str | None:
     name = type(exc).__name__
     if name == "TimeoutException" or (isinstance(exc, RuntimeError)
                                       and "timed out" in str(exc)):
-        return f"the security-group database did not complete the request in time ({exc})"
+        timeout = getattr(exc, "timeout", None)
+        return ("the security-group database did not complete the request in time"
+                + (f" ({timeout:g} s)" if isinstance(timeout, (int, float)) else ""))
     if isinstance(exc, RuntimeError) and str(exc).startswith("OVSDB Error"):
         return str(exc)
     if isinstance(exc, OSError):

@@ -55,7 +55,8 @@ def diff(old: Iterable[Flow], new: Iterable[Flow]) -> FlowDiff:
 
 def sort_flows(flows: Iterable[Flow]) -> list[Flow]:
     order = {t.name: i for i, t in enumerate(pipeline.TABLES)}
-    return sorted(flows, key=lambda f: (order[f.table], -f.priority, f.match, f.actions.__repr__()))
+    return sorted(flows, key=lambda f: (order[f.table], -f.priority,
+                                        tuple((n, v, -1 if m is None else m) for n, v, m in f.match)))
 
 
 def compile_host(view: HostView) -> tuple[Flow, ...]:

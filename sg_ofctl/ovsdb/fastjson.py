@@ -16,6 +16,7 @@ _DECODER = json.JSONDecoder()
 
 class StdlibParser:
     def __init__(self, check_trailer=False):
+        self.leftover = ""
         self._text = ""
         self._done = False
         self._value = None
@@ -36,6 +37,12 @@ class StdlibParser:
         except json.JSONDecodeError:
             return len(s)        # incomplete: wait for more
         self._done, self._value = True, value
+        if end < start:
+            # The message ended inside text consumed by an earlier feed (which
+            # could not tell): hand that tail back (see recv() in install()).
+            self.leftover = text[end:start]
+            self._text = text[:end]
+            return 0
         self._text = text[:end]
         return end - start
 
@@ -61,6 +68,12 @@ def install() -> None:
     def recv(self):
         if self.parser is None:
             self.parser = StdlibParser()
-        return original(self)
+        parser = self.parser
+        try:
+            return original(self)
+        finally:
+            if getattr(parser, "leftover", ""):
+                self.input = parser.leftover + self.input
+                parser.leftover = ""
     recv._sg_ofctl_fast = True
     ovs.jsonrpc.Connection.recv = recv
