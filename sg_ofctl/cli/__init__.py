@@ -7,7 +7,8 @@ where func(args) returns an exit status (or None for 0).  Add a module to the
 list to add a command family (agent, status, explain...).
 
 Imports stay lazy: building the parser imports only argparse, and the database
-commands never import os_ken, so a command starts fast.
+commands never import os_ken (nor eventlet: see sg_ofctl.ovsdb.fastjson), so a
+command starts fast.
 """
 from __future__ import annotations
 
@@ -50,23 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_imports() -> None:
-    """python-ovs imports eventlet when it is installed (200 ms) only to ask
-    whether it is monkey-patched; the database commands never use it.  Import
-    ovs.poller with eventlet hidden, then unhide it for anyone else."""
-    if "eventlet" in sys.modules or "ovs.poller" in sys.modules:
-        return
-    hidden = [name for name in ("eventlet", "gevent") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None          # the import fails; ovs then skips it
-    try:
-        importlib.import_module("ovs.poller")
-    finally:
-        for name in hidden:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -77,8 +61,6 @@ def main(argv=None) -> int:
     elif not log.handlers:
         log.addHandler(logging.NullHandler())
         log.setLevel(logging.CRITICAL)
-    if not getattr(args, "needs_os_ken", False):
-        _quiet_imports()
     from sg_ofctl.cli import common
     try:
         status = args.func(args)

@@ -8,3 +8,8 @@
 - `apply`     the declarative apply of a whole desired state
 - `convert`   rows <-> model values; `read_state()` for agents
 """
+
+from sg_ofctl.ovsdb import fastjson as _fastjson
+
+# Before anything here imports python-ovs (ovsdbapp does): see fastjson.
+_fastjson.import_ovs_without_eventlet()

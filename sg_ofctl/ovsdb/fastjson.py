@@ -1,4 +1,5 @@
-"""A faster JSON parser for python-ovs when its C extension is missing.
+"""Speed-ups for python-ovs: a faster JSON parser when its C extension is
+missing, and importing it without eventlet.
 
 python-ovs parses JSON-RPC messages character by character in pure Python when
 `ovs._json` is not built (the PyPI wheel here has none): reading 2,000 rules
@@ -9,7 +10,9 @@ python-ovs use it.  Messages are tried only when a chunk ends like a JSON value
 """
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 
 _DECODER = json.JSONDecoder()
 
@@ -77,3 +80,21 @@ def install() -> None:
                 parser.leftover = ""
     recv._sg_ofctl_fast = True
     ovs.jsonrpc.Connection.recv = recv
+
+
+def import_ovs_without_eventlet() -> None:
+    """python-ovs imports eventlet when it is installed (200 ms, and a
+    deprecation warning) only to ask whether it is monkey-patched.  When nothing
+    has imported eventlet yet, nothing has patched anything: import ovs.poller
+    with eventlet hidden, then unhide it for anyone else."""
+    if "eventlet" in sys.modules or "ovs.poller" in sys.modules:
+        return
+    hidden = [name for name in ("eventlet", "gevent") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None          # the import fails; ovs then skips it
+    try:
+        importlib.import_module("ovs.poller")
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
