@@ -170,9 +170,15 @@ class Controller:
     def install_full(self, flows) -> dict:
         return self.call("install_full", flows=[flow_to_json(f) for f in flows])
 
-    def apply(self, change: FlowDiff) -> dict:
-        return self.call("apply", **{k: [flow_to_json(f) for f in getattr(change, k)]
-                                     for k in ("add", "modify", "delete")})
+    def apply(self, change: FlowDiff, settle: bool = True) -> dict:
+        """Apply a FlowDiff as one bundle.  `settle`: also wait for a revalidation
+        round, since packets matching datapath flows cached before the commit keep
+        their old actions until the revalidators have run."""
+        result = self.call("apply", **{k: [flow_to_json(f) for f in getattr(change, k)]
+                                       for k in ("add", "modify", "delete")})
+        if settle:
+            self.testbed.appctl("revalidator/wait")
+        return result
 
     def read_flows(self) -> list:
         return [flow_from_json(f) for f in self.call("read_flows")["flows"]]

@@ -4,6 +4,7 @@ by the os-ken driver on a private ovs-vswitchd.
     a (10.0.0.1, fd00::a), b (10.0.0.2, fd00::b): `default`; a also in `to-a`
                         (ingress icmp and udp/53 from 10.0.0.0/24)
     c (10.0.0.3, fd00::c): `ssh-in` (ingress tcp/22 only) + `out` (egress IPv4 anywhere)
+    d (10.0.0.4, fd00::d): `stateless` (no conntrack: ingress tcp/22, egress IPv4 any)
 """
 import contextlib
 import dataclasses
@@ -15,10 +16,12 @@ from sg_ofctl.compiler import Compiler, FlowDiff
 from sg_ofctl.compiler.flows import Ct
 from sg_ofctl.model import HostView, Port, Rule, SecurityGroup, default_group
 
-MACS = {"a": "fa:16:3e:00:00:0a", "b": "fa:16:3e:00:00:0b", "c": "fa:16:3e:00:00:0c"}
-IPS = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"}
-IP6S = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c"}
-GROUPS = {"a": ("default", "to-a"), "b": ("default",), "c": ("ssh-in", "out")}
+MACS = {"a": "fa:16:3e:00:00:0a", "b": "fa:16:3e:00:00:0b", "c": "fa:16:3e:00:00:0c",
+        "d": "fa:16:3e:00:00:0d"}
+IPS = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3", "d": "10.0.0.4"}
+IP6S = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c", "d": "fd00::d"}
+GROUPS = {"a": ("default", "to-a"), "b": ("default",), "c": ("ssh-in", "out"),
+          "d": ("stateless",)}
 SSH_IN = SecurityGroup("ssh-in", rules=(Rule("ssh", direction="ingress", protocol="tcp",
                                              port_range_min=22, port_range_max=22),))
 HTTP_RULE = Rule("http", security_group_id="ssh-in", direction="ingress", protocol="tcp",
@@ -32,7 +35,11 @@ def host_view(ofports: dict, ssh_in: SecurityGroup = SSH_IN) -> HostView:
                        remote_ip_prefix="10.0.0.0/24"),
                   Rule("dns", direction="ingress", protocol="udp", port_range_min=53,
                        port_range_max=53, remote_ip_prefix="10.0.0.0/24"))),
-              SecurityGroup("out", rules=(Rule("any-out", direction="egress"),))]
+              SecurityGroup("out", rules=(Rule("any-out", direction="egress"),)),
+              SecurityGroup("stateless", stateful=False, rules=(
+                  Rule("ssh", direction="ingress", protocol="tcp", port_range_min=22,
+                       port_range_max=22),
+                  Rule("any-out", direction="egress")))]
     ports = tuple(Port(id=f"port-{n}", mac=MACS[n], fixed_ips=(IPS[n], IP6S[n]),
                        ofport=ofports[n], security_groups=GROUPS[n]) for n in sorted(MACS))
     return HostView(ports=ports, groups={g.id: g for g in groups},
@@ -71,6 +78,8 @@ def net():
         vms["a"].serve("udp", 53)
         vms["b"].serve("udp", 53)
         vms["b"].serve("tcp", 80)
+        vms["d"].serve("tcp", 22)
+        vms["d"].serve("tcp", 80)
         testbed.compiler, testbed.view = compiler, view
         yield testbed
 
@@ -116,6 +125,16 @@ def test_stateful_replies_pass_but_unsolicited_ingress_is_dropped(net):
     assert not c.send("udp", b.ip, 53, timeout=0.5)
     # Nobody may start icmp or udp towards c.
     assert not b.ping(c.ip, timeout=0.5)
+
+
+def test_stateless_group_passes_only_what_its_rules_allow(net):
+    a, b, d = net.vms["a"], net.vms["b"], net.vms["d"]
+    assert a.send("tcp", d.ip, 22)  # in by rule; d's reply out by its egress rule
+    assert not a.send("tcp", d.ip, 80, timeout=0.5)
+    assert not a.ping(d.ip, timeout=0.5)
+    # d's ping reaches a (`to-a`), but no rule lets the echo reply back in to d.
+    assert not d.ping(a.ip, timeout=0.5)
+    assert not d.send("tcp", b.ip, 80, timeout=0.5)  # b accepts only `default` members
 
 
 def test_forged_source_ip_is_dropped(net):
