@@ -9,6 +9,7 @@ pidfile and stopped by pid, never by name.  No ovsdbapp import here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -60,6 +61,11 @@ class Member:
     @property
     def ctl(self) -> Path:
         return self.state_dir / "ovsdb-server.ctl"
+
+    @property
+    def options(self) -> Path:
+        """What `db start` was given (--listen), reused by a bare restart."""
+        return self.state_dir / "ovsdb-server.options.json"
 
     @property
     def local_remote(self) -> str:
@@ -151,20 +157,42 @@ def start(member: Member, listen: list[str] | None = None, cluster_address: str 
     if join and not cluster_address:
         raise ServerError("--join needs --cluster-address (this member's tcp:ADDR:PORT)")
     done = create(member, cluster_address, join)
-    remotes = [f"punix:{member.sock}"] + [_tcp_listen(v) for v in listen or ()]
+    listen = [_tcp_listen(v) for v in listen or ()]
+    if listen:
+        member.options.write_text(json.dumps({"listen": listen}))
+    elif member.options.exists():
+        listen = json.loads(member.options.read_text()).get("listen", [])
+    remotes = [f"punix:{member.sock}"] + listen
     for stale in (member.sock, member.ctl):
         if stale.exists():
             stale.unlink()
     argv = ["ovsdb-server", str(member.db), f"--pidfile={member.pidfile}", "--detach",
             "--no-chdir", f"--log-file={member.log}", f"--unixctl={member.ctl}",
             *(f"--remote={r}" for r in remotes)]
+    log_size = member.log.stat().st_size if member.log.exists() else 0
     result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    failed = [line for line in _log_since(member.log, log_size).splitlines()
+              if "listen failed" in line]
+    if result.returncode == 0 and failed:
+        # ovsdb-server keeps running without the listener: that is no use here.
+        stop(member)
+        raise ServerError(f"ovsdb-server did not start: {failed[0].split('|')[-1]} "
+                          f"(log: {member.log})")
     if result.returncode != 0:
         lines = (result.stderr.strip() or _tail(member.log)).splitlines()
         raise ServerError(f"ovsdb-server did not start: {lines[-1] if lines else 'no output'} "
                           f"(log: {member.log})")
     return {"state": f"started ({done})", "pid": member.pid(), **_describe(member),
             "listen": ",".join(remotes)}
+
+
+def _log_since(path: Path, offset: int) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _tail(path: Path) -> str:
@@ -182,14 +210,14 @@ def stop(member: Member, timeout: float = 10.0) -> dict:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not process_alive(pid):
             return {"state": "stopped", "pid": pid, "state_dir": str(member.state_dir)}
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     return {"state": "killed", "pid": pid, "state_dir": str(member.state_dir)}
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
