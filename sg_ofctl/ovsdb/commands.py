@@ -141,7 +141,7 @@ def ensure_initialized(api) -> None:
         return
     try:
         api.run(Initialize(api))
-    except RuntimeError:
+    except (RuntimeError, errors.Conflict):
         # Another client initialised at the same moment: its rows arrive shortly.
         import time
         deadline = time.monotonic() + 5
