@@ -23,7 +23,7 @@ from pathlib import Path
 from sg_ofctl.compiler import FlowDiff
 from sg_ofctl.dataplane.flowjson import flow_from_json, flow_to_json
 from sg_ofctl.dataplane.render import ofctl_text
-from sg_ofctl.dataplane.switch import name_tables_commands
+from sg_ofctl.dataplane.tables import name_tables_commands
 
 HELPER = str(Path(__file__).with_name("nethelper.py"))
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -276,6 +276,17 @@ class OvsTestbed:
         return run(["ovs-appctl", "-t", f"{self.dir}/ovs-vswitchd.ctl", *args],
                    env=self.env).stdout
 
+    def ovsdbapp_api(self):
+        """An ovsdbapp Open_vSwitch API on this test bed's database (stopped on close)."""
+        from ovsdbapp.backend.ovs_idl import connection, idlutils
+        from ovsdbapp.schema.open_vswitch import impl_idl
+        helper = idlutils.get_schema_helper(self.db, "Open_vSwitch")
+        helper.register_all()
+        conn = connection.Connection(connection.OvsdbIdl(self.db, helper), timeout=10)
+        api = impl_idl.OvsdbIdl(conn)
+        self._undo.append(conn.stop)
+        return api
+
     def log_tail(self, name: str, lines: int = 20) -> str:
         try:
             return "\n".join((self.dir / name).read_text().splitlines()[-lines:])
@@ -283,7 +294,7 @@ class OvsTestbed:
             return f"({name} missing)"
 
     def name_tables(self, first_table: int = 0) -> None:
-        self.vsctl(*name_tables_commands(self.bridge, first_table)[1:])
+        self.vsctl(*name_tables_commands(self.bridge, first_table))
 
     def dump_flows(self, *args) -> list[str]:
         out = self.ofctl("dump-flows", "--no-stats", "--names", self.bridge, *args).stdout

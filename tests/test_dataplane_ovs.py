@@ -39,6 +39,19 @@ def test_named_tables_show_in_dumps(ovs_testbed):
     assert ovs_testbed.dump_flows() == ['table="egress_rules", priority=1 actions=drop']
 
 
+def test_tables_named_through_ovsdbapp_keep_other_entries(ovs_testbed):
+    from sg_ofctl.dataplane.tables import name_tables
+    ovs_testbed.vsctl("--", "--id=@t", "create", "Flow_Table", "name=theirs", "--", "set",
+                      "Bridge", ovs_testbed.bridge, "flow_tables:200=@t")
+    api = ovs_testbed.ovsdbapp_api()
+    assert name_tables(api, ovs_testbed.bridge, first_table=5) is True
+    assert name_tables(api, ovs_testbed.bridge, first_table=5) is False
+    for table in ("table=12", "table=200"):
+        ovs_testbed.ofctl("add-flow", ovs_testbed.bridge, f"{table},priority=1,actions=drop")
+    assert ovs_testbed.dump_flows() == ['table="egress_rules", priority=1 actions=drop',
+                                        'table=theirs, priority=1 actions=drop']
+
+
 def _bad_flow() -> Flow:
     """ct() without an IP match: OVS refuses it (OFPBAC_MATCH_INCONSISTENT)."""
     return Flow("egress_verdict", 1, make_match(reg4=(2, 2)), (Ct(commit=True),),

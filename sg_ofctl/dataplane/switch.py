@@ -309,16 +309,3 @@ def ct_flush_msg(datapath, zone=None, ip_proto=0, src=None, dst=None, src_port=0
     if zone is not None:
         body += _prop(NXT_CT_ZONE_ID, struct.pack("!H", zone))
     return _RawExperimenter(datapath, NXT_CT_FLUSH, body)
-
-
-# ---- table names in OVS -------------------------------------------------------------
-
-def name_tables_commands(bridge: str, first_table: int = pipeline.DEFAULT_FIRST_TABLE) -> list:
-    """ovs-vsctl arguments (one transaction) that name the pipeline's tables on
-    `bridge`, so that flow dumps read `table=egress_rules`."""
-    args = []
-    for table in pipeline.TABLES:
-        number = pipeline.table_number(table.name, first_table)
-        args += ["--", f"--id=@t{number}", "create", "Flow_Table", f"name={table.name}",
-                 "--", "set", "Bridge", bridge, f"flow_tables:{number}=@t{number}"]
-    return args
