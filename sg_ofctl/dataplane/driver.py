@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 from sg_ofctl import pipeline
 from sg_ofctl.compiler import FlowDiff
@@ -52,7 +53,6 @@ class Driver:
         conn = self.app.wait_for_switch(req.get("timeout", 10))
         if op == "install_full":
             flows = [flow_from_json(f) for f in req["flows"]]
-            import time
             start = time.monotonic()
             change = conn.install_full(flows)
             return {"add": len(change.add), "modify": len(change.modify),
