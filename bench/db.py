@@ -116,7 +116,7 @@ def run(scenario_file: str, rule_creates: int, remote_ports: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario-file", default=DEFAULT_SCENARIO)
-    parser.add_argument("--rule-creates", type=int, default=15)
+    parser.add_argument("--rule-creates", type=int, default=21)
     parser.add_argument("--remote-ports", action="store_true",
                         help="also apply the scenario's remote_ports as ports")
     args = parser.parse_args()

@@ -202,3 +202,19 @@ def test_every_format_of_port_show(sgdb, fmt):
 def test_unknown_column_is_an_error(sgdb):
     rc, out, err = run_cli("group", "list", "-c", "nope", db=sgdb.remote)
     assert rc == 1 and out == "" and "column='nope'" in err
+
+
+def test_database_commands_import_neither_os_ken_nor_eventlet(sgdb):
+    import subprocess
+    import sys
+    from ovsdb_fixtures import ROOT
+    code = ("import sys; from sg_ofctl.cli import main; "
+            f"rc = main(['--db', {sgdb.remote!r}, 'rule', 'create', 'default', '--protocol', "
+            "'tcp', '--dst-port', '8080', '-f', 'value', '-c', 'id']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('os_ken', 'eventlet'))); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert result.stderr == ""
