@@ -4,6 +4,8 @@
     nethelper.py send PROTO HOST PORT [--src IP] [--timeout S]
                                          exit 0 if the echo came back, 1 if not
     nethelper.py session HOST PORT      one TCP connection; a line on stdin -> "ok"/"fail"
+    nethelper.py sniff SECONDS          print "ready", then the hex of each frame eth0 receives
+    nethelper.py frames HEX...          send raw Ethernet frames on eth0
     nethelper.py ping HOST [--src IP] [--timeout S]
                                          one ICMP echo (raw socket; no ping binary)
 """
@@ -121,6 +123,30 @@ def send(proto: str, host: str, port: int, src: str | None, timeout: float) -> i
         sock.close()
 
 
+def sniff(seconds: float) -> int:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    sock.bind(("eth0", 0))
+    print("ready", flush=True)
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            frame, addr = sock.recvfrom(65535)
+        except OSError:
+            break
+        if addr[2] != socket.PACKET_OUTGOING:
+            print(frame.hex(), flush=True)
+    return 0
+
+
+def frames(hexes) -> int:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind(("eth0", 0))
+    for h in hexes:
+        sock.send(bytes.fromhex(h))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -137,11 +163,17 @@ def main() -> int:
     t.add_argument("host")
     t.add_argument("port", type=int)
     t.add_argument("--timeout", type=float, default=1.0)
+    sub.add_parser("sniff").add_argument("seconds", type=float)
+    sub.add_parser("frames").add_argument("hex", nargs="+")
     p = sub.add_parser("ping")
     p.add_argument("host")
     p.add_argument("--src")
     p.add_argument("--timeout", type=float, default=1.0)
     args = ap.parse_args()
+    if args.cmd == "sniff":
+        return sniff(args.seconds)
+    if args.cmd == "frames":
+        return frames(args.hex)
     if args.cmd == "session":
         return session(args.host, args.port, args.timeout)
     if args.cmd == "ping":

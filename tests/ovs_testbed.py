@@ -7,6 +7,7 @@ share anything; `close()` stops processes by pid and deletes namespaces and
 files even after a failure.  Set SG_KEEP_TESTBED=1 to keep the directory (logs)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -103,6 +104,24 @@ class Vm:
 
     def session(self, ip: str, port: int, timeout: float = 1.0) -> "TcpSession":
         return TcpSession(self, ip, port, timeout)
+
+    def send_frames(self, *frames: bytes) -> None:
+        """Raw Ethernet frames out of eth0 (forged ARP, DHCP, RA... without scapy)."""
+        self.exec(sys.executable, HELPER, "frames", *(f.hex() for f in frames), check=True)
+
+    @contextlib.contextmanager
+    def sniffing(self, seconds: float = 1.0):
+        """with vm.sniffing() as seen: ...  -> `seen` (a list) gets every frame eth0
+        received during `seconds` once the block has ended."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns, sys.executable, HELPER,
+                                 "sniff", str(seconds)], stdout=subprocess.PIPE, text=True)
+        self.testbed._undo.append(lambda: (stop_pid(proc.pid), proc.wait()))
+        if _read_line(proc.stdout, 10) != "ready":
+            raise RuntimeError(f"sniffer on {self.name} did not start")
+        seen: list[bytes] = []
+        yield seen
+        out, _ = proc.communicate(timeout=seconds + 10)
+        seen += [bytes.fromhex(line) for line in out.split()]
 
 
 class TcpSession:

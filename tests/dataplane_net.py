@@ -1,0 +1,84 @@
+"""The functional tests' network: four namespace "VMs" on a private
+ovs-vswitchd, their security groups, compiled and installed by the os-ken driver.
+Test modules import the module-scoped `net` fixture (one network per module).
+
+    a (10.0.0.1, fd00::a), b (10.0.0.2, fd00::b): `default`; a also in `to-a`
+                        (ingress icmp and udp/53 from 10.0.0.0/24)
+    c (10.0.0.3, fd00::c): `ssh-in` (ingress tcp/22 only) + `out` (egress IPv4 anywhere)
+    d (10.0.0.4, fd00::d): `stateless` (no conntrack: ingress tcp/22, egress IPv4 any)
+"""
+import dataclasses
+
+import pytest
+
+from ovs_testbed import OvsTestbed
+from sg_ofctl.compiler import Compiler, FlowDiff
+from sg_ofctl.compiler.flows import Ct
+from sg_ofctl.model import HostView, Port, Rule, SecurityGroup, default_group
+
+MACS = {"a": "fa:16:3e:00:00:0a", "b": "fa:16:3e:00:00:0b", "c": "fa:16:3e:00:00:0c",
+        "d": "fa:16:3e:00:00:0d"}
+IPS = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3", "d": "10.0.0.4"}
+IP6S = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c", "d": "fd00::d"}
+GROUPS = {"a": ("default", "to-a"), "b": ("default",), "c": ("ssh-in", "out"),
+          "d": ("stateless",)}
+SSH_IN = SecurityGroup("ssh-in", rules=(Rule("ssh", direction="ingress", protocol="tcp",
+                                             port_range_min=22, port_range_max=22),))
+HTTP_RULE = Rule("http", security_group_id="ssh-in", direction="ingress", protocol="tcp",
+                 port_range_min=80, port_range_max=80)
+
+
+def host_view(ofports: dict, ssh_in: SecurityGroup = SSH_IN) -> HostView:
+    groups = [default_group(), ssh_in,
+              SecurityGroup("to-a", rules=(
+                  Rule("icmp", direction="ingress", protocol="icmp",
+                       remote_ip_prefix="10.0.0.0/24"),
+                  Rule("dns", direction="ingress", protocol="udp", port_range_min=53,
+                       port_range_max=53, remote_ip_prefix="10.0.0.0/24"))),
+              SecurityGroup("out", rules=(Rule("any-out", direction="egress"),)),
+              SecurityGroup("stateless", stateful=False, rules=(
+                  Rule("ssh", direction="ingress", protocol="tcp", port_range_min=22,
+                       port_range_max=22),
+                  Rule("any-out", direction="egress")))]
+    ports = tuple(Port(id=f"port-{n}", mac=MACS[n], fixed_ips=(IPS[n], IP6S[n]),
+                       ofport=ofports[n], security_groups=GROUPS[n]) for n in sorted(MACS))
+    return HostView(ports=ports, groups={g.id: g for g in groups},
+                    members={"default": frozenset({IPS["a"], IPS["b"], IP6S["a"], IP6S["b"]})})
+
+
+def ovs_installable(flows):
+    """Work around a compiler bug (reported): ct() in the verdict tables has no
+    eth_type match, which OVS refuses (OFPBAC_MATCH_INCONSISTENT).  Adds one flow
+    per IP ethertype; a no-op once the compiler emits the match itself."""
+    out = []
+    for flow in flows:
+        if any(isinstance(a, Ct) for a in flow.actions) and flow.field("eth_type") is None:
+            out += [dataclasses.replace(flow, match=tuple(sorted(flow.match +
+                                                               (("eth_type", eth, None),))))
+                    for eth in (0x0800, 0x86DD)]
+        else:
+            out.append(flow)
+    return out
+
+
+def installable_diff(change: FlowDiff) -> FlowDiff:
+    return FlowDiff(*(ovs_installable(getattr(change, k)) for k in ("add", "modify", "delete")))
+
+
+@pytest.fixture(scope="module")
+def net():
+    with OvsTestbed() as testbed:
+        vms = {n: testbed.add_vm(n, MACS[n], [IPS[n], IP6S[n]]) for n in sorted(MACS)}
+        compiler = Compiler()
+        view = host_view({n: vm.ofport for n, vm in vms.items()})
+        controller = testbed.start_controller()
+        controller.install_full(ovs_installable(compiler.update(view).add))
+        vms["c"].serve("tcp", 22)
+        vms["c"].serve("tcp", 80)
+        vms["a"].serve("udp", 53)
+        vms["b"].serve("udp", 53)
+        vms["b"].serve("tcp", 80)
+        vms["d"].serve("tcp", 22)
+        vms["d"].serve("tcp", 80)
+        testbed.compiler, testbed.view = compiler, view
+        yield testbed
