@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 
 from dataplane_net import HTTP_RULE, IP6S, SSH_IN, installable_diff, net, ovs_installable  # noqa: F401
+from sg_ofctl.model import Rule
 
 
 def test_default_group_members_ping_each_other(net):
@@ -142,3 +143,22 @@ def test_established_tcp_survives_a_vswitchd_restart(net):
     assert result["add"] > 0 and not result["delete"]
     assert session.exchange()
     assert a.ping(net.vms["b"].ip) and not a.ping(c.ip, timeout=0.5)
+
+
+def test_deny_in_one_group_beats_allow_in_another(net):
+    a, b, c = net.vms["a"], net.vms["b"], net.vms["c"]
+    assert b.send("udp", a.ip, 53)  # allowed by `default` (b is a member)
+    to_a = net.view.groups["to-a"]
+    deny = Rule("deny-b-dns", security_group_id="to-a", direction="ingress", protocol="udp",
+                port_range_min=53, port_range_max=53, remote_ip_prefix=f"{b.ip}/32",
+                action="deny")
+    view = dataclasses.replace(net.view, groups={
+        **net.view.groups, "to-a": dataclasses.replace(to_a, rules=to_a.rules + (deny,))})
+    net.controller.apply(installable_diff(net.compiler.update(view)))
+    try:
+        assert not b.send("udp", a.ip, 53, timeout=0.5)
+        assert c.send("udp", a.ip, 53)  # `to-a` still allows the rest of 10.0.0.0/24
+        assert b.ping(a.ip)
+    finally:
+        net.controller.apply(installable_diff(net.compiler.update(net.view)))
+    assert b.send("udp", a.ip, 53)
