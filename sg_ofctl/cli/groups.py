@@ -47,6 +47,10 @@ def register(sub) -> None:
 def show_group(args, api, ref) -> None:
     from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import commands
+    if RULE not in api.monitored:
+        # Replicate this group's rules only, not every rule.
+        uuid = api.read(lambda t: commands.find_group(api, ref).uuid)
+        api.watch(RULE, [["security_group", "==", ["uuid", str(uuid)]]])
 
     def view(tables):
         row = commands.find_group(api, ref)
@@ -57,7 +61,7 @@ def show_group(args, api, ref) -> None:
 
 def _create(args):
     external_ids = common.parse_key_values("external_id", args.external_id)
-    with common.connect(args, (GROUP, RULE)) as api:
+    with common.connect(args, (GROUP,)) as api:
         gid = api.run(api.group_create(args.name, args.description, args.stateful,
                                        external_ids))
         show_group(args, api, gid)
@@ -72,7 +76,7 @@ def _list(args):
 
 
 def _show(args):
-    with common.connect(args, (GROUP, RULE)) as api:
+    with common.connect(args, (GROUP,)) as api:
         show_group(args, api, args.group)
 
 

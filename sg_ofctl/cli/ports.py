@@ -82,8 +82,13 @@ def _list(args):
     common.emit_list(args, views.PORT_COLUMNS, sorted(rows, key=lambda r: r[1]))
 
 
+def _by_refs(refs) -> dict:
+    """Replicate only these ports (by name or id)."""
+    return {PORT: [[column, "==", ref] for ref in refs for column in ("name", "id")]}
+
+
 def _show(args):
-    with common.connect(args, (GROUP, PORT)) as api:
+    with common.connect(args, (GROUP,), _by_refs([args.port])) as api:
         show_port(args, api, args.port)
 
 
@@ -99,5 +104,5 @@ def _set(args):
 
 
 def _delete(args):
-    with common.connect(args, (GROUP, PORT)) as api:
+    with common.connect(args, (GROUP,), _by_refs(args.ports)) as api:
         api.run(api.port_delete(args.ports))

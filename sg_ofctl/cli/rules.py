@@ -81,7 +81,11 @@ def show_rule(args, api, rule_id) -> None:
 def _list(args):
     from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import commands
-    with common.connect(args, (GROUP, RULE)) as api:
+    with common.connect(args, (GROUP,) if args.group else (GROUP, RULE)) as api:
+        if args.group:
+            uuid = api.read(lambda t: commands.find_group(api, args.group).uuid)
+            api.watch(RULE, [["security_group", "==", ["uuid", str(uuid)]]])
+
         def rows(tables):
             wanted = commands.find_group(api, args.group) if args.group else None
             return [views.rule_list_row(r, args.long) for r in tables[RULE].rows.values()
@@ -95,11 +99,16 @@ def _list(args):
                                                                   r[0])))
 
 
+def _by_ids(ids) -> dict:
+    """Replicate only these rules."""
+    return {RULE: [["id", "==", rule_id] for rule_id in ids]}
+
+
 def _show(args):
-    with common.connect(args, (GROUP, RULE)) as api:
+    with common.connect(args, (GROUP,), _by_ids([args.rule])) as api:
         show_rule(args, api, args.rule)
 
 
 def _delete(args):
-    with common.connect(args, (GROUP, RULE)) as api:
+    with common.connect(args, (GROUP,), _by_ids(args.rules)) as api:
         api.run(api.rule_delete(args.rules))

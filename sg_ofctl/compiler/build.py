@@ -23,7 +23,7 @@ MLD = (130, 131, 132, 143)
 
 # Priorities in the rules tables: deny above allow; a conjunction above the
 # plain flows of the same action (OVS only tries conjunctions above the best hard match).
-PRIO_DENY_CONJ, PRIO_DENY, PRIO_ALLOW_CONJ, PRIO_ALLOW = 40, 30, 20, 10
+PRIO_DENY_CONJ, PRIO_DENY, PRIO_ALLOW_CONJ, PRIO_ALLOW = 40, 5, 20, 10
 CONJ_PRIORITY = {"deny": PRIO_DENY_CONJ, "allow": PRIO_ALLOW_CONJ}
 PLAIN_PRIORITY = {"deny": PRIO_DENY, "allow": PRIO_ALLOW}
 VERDICT_BITS = {"allow": P.VERDICT_ALLOW, "deny": P.VERDICT_DENY}

@@ -72,6 +72,26 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
         with self._connection.lock:
             return function(self.tables)
 
+    def watch(self, table: str, condition: list, timeout: float = 10.0) -> None:
+        """Replicate the rows of `table` that match `condition` (an OVSDB monitor
+        condition; its clauses are ORed) and wait until they are here."""
+        state = self.idl.tables[table].condition_state
+        with self._connection.lock:
+            self.idl.cond_change(table, condition)
+        # An empty transaction wakes the connection thread, which sends the change.
+        self.create_transaction(check_error=True).commit()
+        deadline = time.monotonic() + timeout
+
+        def pending():
+            with self._connection.lock:
+                return state.new is not None or state.requested is not None \
+                    or state.acked != condition
+        while pending():
+            if time.monotonic() > deadline:
+                raise errors.DatabaseUnavailable(
+                    f"the database did not answer a monitor change within {timeout:g} s")
+            time.sleep(0.002)
+
     def state(self) -> convert.DbState:
         """All groups, rules and ports as model values (needs all tables)."""
         return self.read(convert.state_from_tables)
@@ -154,9 +174,8 @@ def parse_remotes(remotes: str) -> list[str]:
         raise errors.UserError(f"db={remotes!r}: no database remote given")
     for remote in out:
         kind = remote.split(":", 1)[0]
-        if kind not in ("unix", "tcp", "ssl") or ":" not in remote:
-            raise errors.UserError(f"db={remote!r}: a remote is unix:PATH, tcp:ADDR:PORT "
-                                   "or ssl:ADDR:PORT")
+        if kind not in ("unix", "tcp") or ":" not in remote:
+            raise errors.UserError(f"db={remote!r}: a remote is unix:PATH or tcp:ADDR:PORT")
     return out
 
 
