@@ -131,9 +131,10 @@ class Cluster:
         return f"tcp:127.0.0.1:{self.client_ports[index]}"
 
     def start_member(self, index: int) -> None:
-        join = None if index == 0 else [self.raft[0]]
-        server.start(self.members[index], listen=[f"127.0.0.1:{self.client_ports[index]}"],
-                     cluster_address=self.raft[index], join=join)
+        """`sg-ofctl db start --cluster ADDR [--join ADDR]` for member `index`."""
+        join = [] if index == 0 else ["--join", self.raft[0]]
+        ok("--state-dir", str(self.dirs[index]), "db", "start", "--cluster", self.raft[index],
+           *join, "--listen", f"127.0.0.1:{self.client_ports[index]}")
 
     def start(self) -> None:
         for i in range(len(self.members)):

@@ -75,7 +75,9 @@ def test_leader_killed_during_writes(cluster):
 
     # The killed member restarts from its own files, rejoins and catches up.
     killed = cluster.members[leader]
-    assert server.start(killed)["state"].startswith("started")
+    restarted = json.loads(ok("--state-dir", str(cluster.dirs[leader]), "db", "start",
+                              "-f", "json"))
+    assert restarted["state"] == "started (exists)" and restarted["model"] == "clustered"
     cluster.wait_until(lambda: server.status(killed).get("cluster_status") ==
                        "cluster member", "the killed member rejoined")
     expected = set(acknowledged) | {53}

@@ -16,7 +16,8 @@ def register(sub) -> None:
                     "creates the cluster; others give --join).")
     start.add_argument("--listen", action="append", default=[], metavar="ADDR:PORT",
                        help="also serve clients on this TCP address (repeatable)")
-    start.add_argument("--cluster-address", metavar="tcp:ADDR:PORT",
+    start.add_argument("--cluster-address", "--cluster", dest="cluster_address",
+                       metavar="tcp:ADDR:PORT",
                        help="this member's Raft address: create a cluster (or join one "
                             "with --join)")
     start.add_argument("--join", metavar="tcp:ADDR:PORT[,...]",
