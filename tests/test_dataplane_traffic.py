@@ -3,7 +3,8 @@ by the os-ken driver on a private ovs-vswitchd (the network: tests/dataplane_net
 import contextlib
 import dataclasses
 
-from dataplane_net import HTTP_RULE, IP6S, SSH_IN, installable_diff, net, ovs_installable  # noqa: F401
+from dataplane_net import (HTTP_RULE, IP6S, SSH_IN, installable_diff, net,  # noqa: F401
+                           ovs_installable)
 from sg_ofctl.model import Rule
 
 
