@@ -1,10 +1,10 @@
 """`sg-ofctl`: the command line.
 
 main() parses global options, then hands over to a subcommand.  Subcommands
-live in their own modules, listed in COMMAND_MODULES; each has
-`register(subparsers)` that adds its parsers with `set_defaults(func=...)`,
-where func(args) returns an exit status (or None for 0).  Add a module to the
-list to add a command family (agent, status, explain...).
+live in their own modules, named in COMMAND_MODULES (command word -> module);
+each has `register(subparsers)` that adds its parsers with
+`set_defaults(func=...)`, where func(args) returns an exit status (or None for
+0).  Add an entry to add a command family (agent, status, explain...).
 
 Imports stay lazy: building the parser imports only argparse, and the database
 commands never import os_ken (nor eventlet: see sg_ofctl.ovsdb.fastjson), so a
@@ -18,18 +18,36 @@ import logging
 import os
 import sys
 
-COMMAND_MODULES = [
-    "sg_ofctl.cli.db",
-    "sg_ofctl.cli.groups",
-    "sg_ofctl.cli.rules",
-    "sg_ofctl.cli.ports",
-    "sg_ofctl.cli.declarative",
-]
+# command word -> the module that registers it.  Add yours here.
+COMMAND_MODULES = {
+    "db": "sg_ofctl.cli.db",
+    "group": "sg_ofctl.cli.groups",
+    "rule": "sg_ofctl.cli.rules",
+    "port": "sg_ofctl.cli.ports",
+    "apply": "sg_ofctl.cli.declarative",
+    "export": "sg_ofctl.cli.declarative",
+}
+_GLOBAL_WITH_VALUE = ("--db", "--state-dir", "--timeout")
 
 PROG = "sg-ofctl"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv) -> str | None:
+    """The subcommand in argv (skipping global options and their values)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(argv=()) -> argparse.ArgumentParser:
+    """The parser; with argv naming a known command, only that command's
+    module is imported and registered (a command starts faster)."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Security groups for Open vSwitch hosts.")
     parser.add_argument("--db", default=os.environ.get("SG_OFCTL_DB"),
@@ -46,14 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    word = _command_word(argv)
+    if word in COMMAND_MODULES:
+        modules = [COMMAND_MODULES[word]]
+    else:
+        modules = list(dict.fromkeys(COMMAND_MODULES.values()))
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     log = logging.getLogger()
     if args.debug:

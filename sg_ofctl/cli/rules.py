@@ -64,8 +64,12 @@ def _create(args):
               "action": args.action, "description": args.description}
     from sg_ofctl.ovsdb import commands
     rule_id = commands.new_id()
-    # Replicate only the new rule (not every rule): a single command stays fast.
-    with common.connect(args, (GROUP,), {RULE: [["id", "==", rule_id]]}) as api:
+    # Replicate only the groups it names and the new rule: a command stays fast
+    # however large the database.
+    names = [args.group] + ([args.remote_group] if args.remote_group else [])
+    groups = [[column, "==", ref] for ref in names for column in ("name", "id")]
+    groups.append(["name", "==", "default"])
+    with common.connect(args, (), {GROUP: groups, RULE: [["id", "==", rule_id]]}) as api:
         api.run(api.rule_create(args.group, {k: v for k, v in fields.items()
                                              if v is not None}, rule_id))
         show_rule(args, api, rule_id)

@@ -11,6 +11,7 @@ connections to several databases.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -183,18 +184,20 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
             txn_timeout: float = DEFAULT_TXN_TIMEOUT, initialize: bool = True,
             conditions=None) -> SgApi:
     """Connect to the database at `remotes` (comma-separated), replicating only
-    `tables` (Global and Security_Group always), plus the rows of other tables
-    that match `conditions` ({table: OVSDB condition}); wait at most `timeout`
-    seconds for the initial contents."""
+    `tables` (Global and Security_Group always, unless `conditions` narrows
+    them), plus the rows that match `conditions` ({table: OVSDB condition, its
+    clauses ORed}); wait at most `timeout` seconds for the initial contents.
+    `SgApi.monitored` names the tables replicated whole."""
     remote_list = parse_remotes(remotes)
     fastjson.install()
-    helper = ovs_idl.SchemaHelper(location=str(SCHEMA_PATH))
+    helper = ovs_idl.SchemaHelper(schema_json=_schema_json())
     helper.register_all()
     idl = _Idl(",".join(remote_list), helper,
                                        leader_only=len(remote_list) > 1)
-    wanted = set(tables) | {convert.GLOBAL, convert.GROUP}
+    conditions = dict(conditions or {})
+    wanted = (set(tables) | {convert.GLOBAL, convert.GROUP}) - set(conditions)
     for table in ALL_TABLES:
-        if table in (conditions or {}) and table not in wanted:
+        if table in conditions:
             idl.cond_change(table, conditions[table])
         elif table not in wanted:
             idl.cond_change(table, [False])
@@ -208,6 +211,12 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
             api.close()
             raise
     return api
+
+
+def _schema_json() -> dict:
+    """The schema file, parsed by the standard library (python-ovs's parser is slow)."""
+    with open(SCHEMA_PATH) as f:
+        return json.load(f)
 
 
 def _wait_connected(idl, remotes: str, timeout: float) -> None:
