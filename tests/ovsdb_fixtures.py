@@ -130,11 +130,23 @@ class Cluster:
     def remote_of(self, index: int) -> str:
         return f"tcp:127.0.0.1:{self.client_ports[index]}"
 
-    def start_member(self, index: int) -> None:
-        """`sg-ofctl db start --cluster ADDR [--join ADDR]` for member `index`."""
-        join = [] if index == 0 else ["--join", self.raft[0]]
-        ok("--state-dir", str(self.dirs[index]), "db", "start", "--cluster", self.raft[index],
-           *join, "--listen", f"127.0.0.1:{self.client_ports[index]}")
+    def start_member(self, index: int, attempts: int = 3) -> None:
+        """`sg-ofctl db start --cluster ADDR [--join ADDR]` for member `index`.
+        A port chosen free may be taken before ovsdb-server binds it: then
+        start afresh on new ports."""
+        for attempt in range(attempts):
+            join = [] if index == 0 else ["--join", self.raft[0]]
+            rc, _, err = run_cli("--state-dir", str(self.dirs[index]), "db", "start",
+                                 "--cluster", self.raft[index], *join, "--listen",
+                                 f"127.0.0.1:{self.client_ports[index]}")
+            if rc == 0:
+                return
+            server.stop(self.members[index])
+            for path in self.dirs[index].iterdir():
+                path.unlink()
+            self.raft[index] = f"tcp:127.0.0.1:{free_tcp_port()}"
+            self.client_ports[index] = free_tcp_port()
+        raise AssertionError(f"member {index} did not start: {err}")
 
     def start(self) -> None:
         for i in range(len(self.members)):

@@ -82,8 +82,10 @@ def main(argv=None) -> int:
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     elif not log.handlers:
+        # Errors reach the user as one line; library warnings (python-ovs
+        # reconnecting...) would otherwise go to stderr through logging's
+        # last-resort handler.
         log.addHandler(logging.NullHandler())
-        log.setLevel(logging.CRITICAL)
     from sg_ofctl.cli import common
     try:
         status = args.func(args)
