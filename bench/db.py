@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -58,9 +57,9 @@ def scenario_to_yaml(data: dict, remote_ports: bool = False) -> str:
 
 
 def cli(db: str, *argv: str, stdin=None) -> tuple[float, str]:
-    exe = [sys.executable, "-m", "sg_ofctl.cli"] if not shutil.which("sg-ofctl") else \
-        ["sg-ofctl"]
-    exe = [str(ROOT / ".venv/bin/sg-ofctl")] if (ROOT / ".venv/bin/sg-ofctl").exists() else exe
+    """The installed `sg-ofctl` of this Python (its console script), timed."""
+    script = Path(sys.executable).with_name("sg-ofctl")
+    exe = [str(script)] if script.exists() else [sys.executable, "-m", "sg_ofctl.cli"]
     start = time.perf_counter()
     result = subprocess.run([*exe, "--db", db, *argv], capture_output=True, text=True,
                             input=stdin)

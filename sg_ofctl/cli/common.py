@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 from pathlib import Path
 
 FORMATS = ("table", "json", "yaml", "value")
@@ -160,7 +159,3 @@ def parse_key_values(field: str, values) -> dict:
             raise model.ValidationError(field, item, "expected KEY=VALUE")
         out[key] = value
     return out
-
-
-def stdout_write(text: str) -> None:
-    sys.stdout.write(text)

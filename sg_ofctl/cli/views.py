@@ -42,7 +42,7 @@ def rule_list_row(row, long=False) -> list:
     return out + [row.description] if long else out
 
 
-def group_fields(row, rule_rows, detailed=True) -> dict:
+def group_fields(row, rule_rows) -> dict:
     rules = sorted((rule_fields(r) for r in rule_rows), key=lambda r: r["id"])
     for r in rules:
         for key in ("security_group", "security_group_id", "remote_group"):
