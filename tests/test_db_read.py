@@ -55,3 +55,36 @@ def test_only_the_tables_a_client_needs_are_replicated(sgdb):
                      conditions={"Port": [["name", "==", "db-1-eth0"]]}) as handle:
         ports = handle.read(lambda t: [r.name for r in t["Port"].rows.values()])
     assert ports == ["db-1-eth0"]
+
+
+def test_a_watcher_is_told_of_changes_made_by_another_client(sgdb):
+    """What an agent does: its own IDL class gets pushed updates, nothing polls."""
+    import threading
+
+    seen = []
+    arrived = threading.Event()
+
+    class Watcher(api.SgIdl):
+        def notify(self, event, row, updates=None):
+            if row._table.name == "Security_Group_Rule" and event == "create":
+                seen.append(row.id)
+                arrived.set()
+
+    with api.connect(sgdb.remote, idl_class=Watcher) as watcher:
+        seen.clear()
+        arrived.clear()
+        rule_id = ok("rule", "create", "default", "--protocol", "tcp", "--dst-port", "22",
+                     "-f", "value", "-c", "id", db=sgdb.remote).strip()
+        assert arrived.wait(10)
+        assert seen == [rule_id]
+        assert watcher.read(lambda t: any(r.id == rule_id
+                                          for r in t["Security_Group_Rule"].rows.values()))
+
+
+def test_group_with_a_rule_naming_itself_can_be_deleted(sgdb):
+    ok("group", "create", "selfref", db=sgdb.remote)
+    ok("rule", "create", "selfref", "--remote-group", "selfref", db=sgdb.remote)
+    ok("group", "delete", "selfref", db=sgdb.remote)
+    assert ok("group", "list", "-f", "value", "-c", "Name", db=sgdb.remote) == "default\n"
+    assert ok("rule", "list", "-f", "value", "-c", "Security Group",
+              db=sgdb.remote).split() == ["default"] * 4

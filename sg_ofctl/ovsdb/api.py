@@ -33,7 +33,11 @@ DEFAULT_TXN_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
-class _Idl(ovsdbapp_connection.OvsdbIdl):
+class SgIdl(ovsdbapp_connection.OvsdbIdl):
+    """The IDL of the security-group database.  Subclass it to watch changes
+    (override notify(event, row, updates), or mix in ovsdbapp's
+    RowEventHandler) and pass the class to connect(idl_class=...)."""
+
     def cooperative_yield(self):
         """ovsdbapp sleeps here after every row (for eventlet); we need not."""
 
@@ -182,7 +186,7 @@ def parse_remotes(remotes: str) -> list[str]:
 
 def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TIMEOUT,
             txn_timeout: float = DEFAULT_TXN_TIMEOUT, initialize: bool = True,
-            conditions=None) -> SgApi:
+            conditions=None, idl_class=None) -> SgApi:
     """Connect to the database at `remotes` (comma-separated), replicating only
     `tables` (Global and Security_Group always, unless `conditions` narrows
     them), plus the rows that match `conditions` ({table: OVSDB condition, its
@@ -192,8 +196,8 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
     fastjson.install()
     helper = ovs_idl.SchemaHelper(schema_json=_schema_json())
     helper.register_all()
-    idl = _Idl(",".join(remote_list), helper,
-                                       leader_only=len(remote_list) > 1)
+    idl = (idl_class or SgIdl)(",".join(remote_list), helper,
+                               leader_only=len(remote_list) > 1)
     conditions = dict(conditions or {})
     wanted = (set(tables) | {convert.GLOBAL, convert.GROUP}) - set(conditions)
     for table in ALL_TABLES:
