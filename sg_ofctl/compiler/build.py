@@ -23,7 +23,7 @@ MLD = (130, 131, 132, 143)
 
 # Priorities in the rules tables: deny above allow; a conjunction above the
 # plain flows of the same action (OVS only tries conjunctions above the best hard match).
-PRIO_DENY_CONJ, PRIO_DENY, PRIO_ALLOW_CONJ, PRIO_ALLOW = 40, 5, 20, 10
+PRIO_DENY_CONJ, PRIO_DENY, PRIO_ALLOW_CONJ, PRIO_ALLOW = 40, 30, 20, 10
 CONJ_PRIORITY = {"deny": PRIO_DENY_CONJ, "allow": PRIO_ALLOW_CONJ}
 PLAIN_PRIORITY = {"deny": PRIO_DENY, "allow": PRIO_ALLOW}
 VERDICT_BITS = {"allow": P.VERDICT_ALLOW, "deny": P.VERDICT_DENY}
@@ -252,7 +252,8 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool) -> li
                            [_load(P.DST_PORT, o), _load(P.FLAGS, flags), Goto("ingress_guard")],
                            c))
     flows.append(_flow("ingress_output", 100, _m(**{P.DST_PORT.field: o}), [Output(o)], c))
-    return flows
+    # One IPv6 address may be bound to two MACs: its NA flow is the same for both.
+    return list({f.key: f for f in flows}.values())
 
 
 # ---- rules ----------------------------------------------------------------------
