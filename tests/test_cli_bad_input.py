@@ -30,6 +30,7 @@ ports:
   web-1: {mac: "fa:16:3e:00:00:11", ips: [10.0.0.11], groups: [web], network: 1}
   db-1: {mac: "fa:16:3e:00:00:21", ips: [10.0.0.21], groups: [db], network: 1}
   raw-1: {mac: "fa:16:3e:00:00:31", ips: [10.0.0.31], groups: [raw], network: 1}
+  plain-1: {mac: "fa:16:3e:00:00:41", ips: [10.0.0.41], network: 1}
 """
 
 P = ["port", "create", "p9", "--mac", "fa:16:3e:00:09:99", "--ip", "10.0.0.99"]
@@ -98,6 +99,8 @@ CASES = [
      ["name='other'", "default group cannot be renamed"]),
     ("group-stateful-in-use", ["group", "set", "web", "--stateless"], None,
      ["stateful=False", "web-1"]),
+    ("default-stateful-in-use", ["group", "set", "default", "--stateless"], None,
+     ["stateful=False", "plain-1"]),
     ("group-set-unknown", ["group", "set", "nosuch", "--description", "x"], None,
      ["security_group='nosuch'"]),
     ("group-show-unknown", ["group", "show", "nosuch"], None, ["security_group='nosuch'"]),

@@ -126,7 +126,8 @@ class ApplyCommand(commands.Command):
             old = have.groups.get(name)
             if old is None or old.group.stateful == entry.group.stateful:
                 continue
-            users = sorted(p for p, e in have.ports.items() if name in e.port.security_groups)
+            users = sorted(p for p, e in have.ports.items()
+                           if name in e.port.effective_groups)
             if users:
                 raise errors.Conflict(f"groups.{name}.stateful={entry.group.stateful}: the "
                                       f"group is used by ports {', '.join(users)}; stateful "

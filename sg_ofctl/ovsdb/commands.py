@@ -179,8 +179,12 @@ class GroupCreate(Command):
 
 
 def ports_using(api, group_row) -> list:
+    """Names of the ports that use the group (for `default`: also every port
+    with port security and no group)."""
+    implicit = group_row.id == model.DEFAULT_GROUP
     return sorted(p.name for p in rows(api, PORT)
-                  if any(g.uuid == group_row.uuid for g in p.security_groups))
+                  if any(g.uuid == group_row.uuid for g in p.security_groups)
+                  or (implicit and not p.security_groups and p.port_security_enabled))
 
 
 class GroupSet(Command):
