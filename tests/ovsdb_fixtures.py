@@ -53,18 +53,33 @@ class Database:
     def stop(self) -> None:
         server.stop(self.member)
 
+    def close(self) -> None:
+        """Stop it and remove its directory."""
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> "Database":
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def new_database() -> Database:
+    """`with new_database() as db:` a running database, gone afterwards."""
+    return Database(short_tmpdir())
+
 
 @pytest.fixture
 def sgdb():
     """A fresh, running standalone database; yields a Database."""
-    state = short_tmpdir()
-    db = Database(state)
-    db.start()
-    try:
+    with new_database() as db:
         yield db
-    finally:
-        db.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

@@ -4,12 +4,11 @@ same before and after)."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
 
-from ovsdb_fixtures import Database, free_tcp_port, ok, run_cli, short_tmpdir
+from ovsdb_fixtures import free_tcp_port, new_database, ok, run_cli
 
 BASELINE = """
 groups:
@@ -180,15 +179,9 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def baseline():
-    state = short_tmpdir()
-    db = Database(state)
-    db.start()
-    ok("apply", "-", db=db.remote, stdin=BASELINE)
-    try:
+    with new_database() as db:
+        ok("apply", "-", db=db.remote, stdin=BASELINE)
         yield db
-    finally:
-        db.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def snapshot(db) -> tuple:

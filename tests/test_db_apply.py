@@ -43,20 +43,16 @@ def test_example_applies_round_trips_and_is_idempotent(sgdb):
     assert ok("rule", "list", "-f", "value", "-c", "ID", db=sgdb.remote) == ids
 
 
-def test_export_then_apply_to_a_fresh_database_reproduces_it(sgdb, tmp_path):
-    from ovsdb_fixtures import Database, short_tmpdir
+def test_export_then_apply_to_a_fresh_database_reproduces_it(sgdb):
+    from ovsdb_fixtures import new_database
     ok("apply", str(EXAMPLE), db=sgdb.remote)
     ok("rule", "create", "db", "--protocol", "tcp", "--dst-port", "6432", "--remote-group",
        "web", "--description", "pgbouncer", db=sgdb.remote)
     ok("port", "set", "web-1-eth0", "--external-id", "vm=web-1", db=sgdb.remote)
     text = export(sgdb)
-    other = Database(short_tmpdir())
-    other.start()
-    try:
+    with new_database() as other:
         ok("apply", "-", db=other.remote, stdin=text)
         assert ok("export", db=other.remote) == text
-    finally:
-        other.stop()
 
 
 def test_dry_run_prints_changes_and_changes_nothing(sgdb):

@@ -137,18 +137,17 @@ def test_two_real_commands_at_once(sgdb):
 
 
 def test_clients_racing_to_initialise_a_new_database():
-    from ovsdb_fixtures import Database, short_tmpdir
-    fresh = Database(short_tmpdir())
-    fresh.start()
+    from ovsdb_fixtures import new_database
     handles = []
-    try:
-        def connect():
-            handles.append(api.connect(fresh.remote))
-        assert run_together([connect] * 4) == []
-        groups = handles[0].read(lambda t: [r.name for r in t["Security_Group"].rows.values()])
-        assert groups == ["default"]
-        assert len(handles[0].read(lambda t: list(t["Global"].rows))) == 1
-    finally:
-        for h in handles:
-            h.close()
-        fresh.stop()
+    with new_database() as fresh:
+        try:
+            def connect():
+                handles.append(api.connect(fresh.remote))
+            assert run_together([connect] * 4) == []
+            groups = handles[0].read(lambda t: [r.name for r in
+                                                t["Security_Group"].rows.values()])
+            assert groups == ["default"]
+            assert len(handles[0].read(lambda t: list(t["Global"].rows))) == 1
+        finally:
+            for h in handles:
+                h.close()
