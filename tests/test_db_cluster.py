@@ -77,7 +77,7 @@ def test_leader_killed_during_writes(cluster):
     killed = cluster.members[leader]
     restarted = json.loads(ok("--state-dir", str(cluster.dirs[leader]), "db", "start",
                               "-f", "json"))
-    assert restarted["state"] == "started (exists)" and restarted["model"] == "clustered"
+    assert restarted["state"].startswith("started (exists") and restarted["model"] == "clustered"
     cluster.wait_until(lambda: server.status(killed).get("cluster_status") ==
                        "cluster member", "the killed member rejoined")
     expected = set(acknowledged) | {53}

@@ -114,3 +114,42 @@ def test_start_failure_is_reported_with_the_log(state_dir):
                              f"127.0.0.1:{busy}")
     assert rc == 1 and "ovsdb-server did not start" in err and "ovsdb-server.log" in err
     assert server.Member(state_dir).pid() is None
+
+
+def _old_schema(tmp: Path) -> Path:
+    """Version 0.9.0 of the schema: no Port.host, no Global.external_ids."""
+    schema = json.loads(server.SCHEMA_PATH.read_text())
+    schema["version"] = "0.9.0"
+    del schema["tables"]["Port"]["columns"]["host"]
+    del schema["tables"]["Global"]["columns"]["external_ids"]
+    path = tmp / "old.ovsschema"
+    path.write_text(json.dumps(schema))
+    return path
+
+
+def _schema_version(member) -> str:
+    return subprocess.run(["ovsdb-client", "get-schema-version", member.local_remote],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_standalone_database_of_an_older_schema_is_converted(state_dir):
+    member = server.Member(state_dir)
+    subprocess.run(["ovsdb-tool", "create", str(member.db), str(_old_schema(state_dir))],
+                   check=True)
+    started = server.start(member)
+    assert started["state"] == "started (converted)"
+    assert _schema_version(member) == json.loads(server.SCHEMA_PATH.read_text())["version"]
+    ok("port", "create", "p", "--mac", "fa:16:3e:00:00:01", "--ip", "10.0.0.1",
+       db=member.local_remote)
+
+
+def test_a_cluster_of_an_older_schema_is_converted_online(state_dir):
+    member = server.Member(state_dir)
+    address = f"tcp:127.0.0.1:{free_tcp_port()}"
+    subprocess.run(["ovsdb-tool", "create-cluster", str(member.db),
+                    str(_old_schema(state_dir)), address], check=True)
+    started = server.start(member)
+    assert started["state"] == "started (exists, schema converted)", started
+    assert _schema_version(member) == json.loads(server.SCHEMA_PATH.read_text())["version"]
+    assert server.stop(member)["state"] == "stopped"
+    assert server.start(member)["state"] == "started (exists)"

@@ -182,8 +182,28 @@ def start(member: Member, listen: list[str] | None = None, cluster_address: str 
         lines = (result.stderr.strip() or _tail(member.log)).splitlines()
         raise ServerError(f"ovsdb-server did not start: {lines[-1] if lines else 'no output'} "
                           f"(log: {member.log})")
+    if done in ("exists", "joined cluster") and member.is_clustered():
+        done += convert_online(member)
     return {"state": f"started ({done})", "pid": member.pid(), **_describe(member),
             "listen": ",".join(remotes)}
+
+
+def convert_online(member: Member, timeout: int = 10) -> str:
+    """A cluster's schema is converted through the running cluster (the leader
+    does it for every member).  Returns what happened, for the start message;
+    without a quorum yet, conversion waits for the next start."""
+    remote = member.local_remote
+    check = subprocess.run(["ovsdb-client", f"--timeout={timeout}", "needs-conversion",
+                            remote, str(SCHEMA_PATH)], capture_output=True, text=True)
+    if check.returncode != 0:
+        return ", schema conversion pending: the cluster did not answer"
+    if check.stdout.strip() != "yes":
+        return ""
+    done = subprocess.run(["ovsdb-client", f"--timeout={timeout}", "convert", remote,
+                           str(SCHEMA_PATH)], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f", schema conversion failed: {done.stderr.strip()}"
+    return ", schema converted"
 
 
 def _log_since(path: Path, offset: int) -> str:
