@@ -306,4 +306,6 @@ class RuleDelete(Command):
         return deleted
 
 
-from sg_ofctl.ovsdb.port_commands import PortBind, PortCreate, PortDelete, PortSet  # noqa: E402,F401
+# Port commands live in their own module (they import the helpers above).
+from sg_ofctl.ovsdb.port_commands import (  # noqa: E402,F401
+    PortBind, PortCreate, PortDelete, PortSet)
