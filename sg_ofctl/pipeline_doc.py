@@ -1,0 +1,139 @@
+"""Generates flows/PIPELINE.md from the pipeline declaration.
+
+    python -m sg_ofctl.pipeline_doc            # rewrite flows/PIPELINE.md
+    python -m sg_ofctl.pipeline_doc --check    # exit 1 if it is stale
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from sg_ofctl import pipeline as P
+from sg_ofctl.compiler import build, ids
+from sg_ofctl.compiler.portranges import range_to_masks
+
+TARGET = pathlib.Path(__file__).resolve().parent.parent / "flows" / "PIPELINE.md"
+
+def _example_masks() -> str:
+    return ", ".join(str(v) if m is None else f"{v}/{m:#06x}" for v, m in range_to_masks(8000, 8080))
+
+
+DESIGN = f"""\
+## How the flows are organised
+
+**Rules once per group.** A port's `*_dispatch` flow loads each of its groups'
+numbers into `group` and resubmits to `*_rules`; the rules of a group are
+compiled once, matching `group`, and only set bits in `verdict`. The flow count
+is ports + rules + member addresses, never a product: adding a rule adds its own
+flows only; attaching a group to a port rewrites that port's two dispatch flows.
+
+**Deny wins.** In `*_rules` a deny flow outranks every allow flow (priorities
+{build.PRIO_DENY_CONJ}/{build.PRIO_DENY} for deny, {build.PRIO_ALLOW_CONJ}/{build.PRIO_ALLOW} for allow;
+conjunctions above plain flows of the same action, because OVS only tries a
+conjunction that outranks the best ordinary match). Each group sets its own bits,
+so a deny in any group drops the packet, whatever the other groups allow.
+
+**Remote groups by conjunction.** All rules that name the same remote group, in
+the same direction, ethertype and action, share one conjunction: clause 1 is each
+rule's own match (`group` + protocol + port masks), clause 2 is one flow per member
+address (`nw_src` for ingress, `nw_dst` for egress). An address that is a member
+of several groups has one flow with a `conjunction()` for each. Adding or removing
+a member therefore changes one flow per table it appears in (at most two), and
+a rule referencing a remote group adds only its own clause-1 flows.
+Conjunction ids and group numbers are 32-bit hashes of stable identifiers
+(group id; remote group, direction, ethertype, action), collisions resolved by
+probing in sorted order — never a counter, so a restart compiles the same ids.
+
+**Port ranges** become the minimal set of value/mask matches
+(e.g. 8000-8080 is {_example_masks()}).
+DCCP and UDP-Lite port ranges are refused by the model: OVS cannot match them,
+and widening them to "all ports" (Neutron's bug) would open access.
+
+**Anti-spoofing.** `classify` admits only the port's own MACs (its MAC and its
+allowed pairs' MACs) on untagged frames; `egress_spoof` binds each source IP (fixed
+IPs, allowed pairs with their MAC, the EUI-64 link-local address of each MAC) to its
+MAC, and ARP to its sender MAC and IP (ARP probes from 0.0.0.0 allowed). The shared
+`egress_guard` drops DHCP server replies, router advertisements and redirects,
+lets DHCP/DHCPv6 client traffic, router and neighbour solicitations and MLD pass
+without rules, checks neighbour advertisements' targets in `egress_nd`, and only
+lets the unspecified addresses (0.0.0.0, ::) be used for those. Other ethertypes
+are dropped. A port with port security disabled gets one `classify` flow and no
+filtering; traffic to it is forwarded by NORMAL.
+
+**Forwarding.** After the egress stages a packet goes to `forward`: for a filtered
+local port (network + destination MAC, including its allowed pairs' MACs) it runs
+the ingress stages and is output to that port; anything else goes to OVS NORMAL.
+Traffic between two local ports thus passes the sender's egress rules and the
+receiver's ingress rules. Uplink ports (trunks, tunnels: given to the compiler)
+enter at `forward` with the network of their VLAN tag (untagged = network 0);
+frames from any other port without flows — such as a new port whose flows are
+not in yet — are dropped by `classify`. IP broadcast and multicast are not
+addressed to a port's MAC: they are forwarded by NORMAL after the sender's
+egress rules (as in Neutron).
+
+**Conntrack and revocation.** Zone = network + 1 (`zone` register), one per network,
+so overlapping address spaces don't mix; the ingress stage does `ct_clear` before
+its own lookup. In `*_state`: `+inv` is dropped; replies (`+est+rpl`) and related
+traffic pass at once unless the connection is marked revoked; new connections and
+established ones in their original direction are checked against the current
+rules. An allowed new connection is committed. An established connection that the
+rules no longer allow is committed with ct_mark bit {P.CT_MARK_REVOKED:#x} ("revoked") and
+dropped; from then on its replies are dropped too. If the rules allow it again,
+the mark is cleared. So removing a rule, a group from a port or a member from a
+remote group cuts the connections it allowed at their next original-direction
+packet (a TCP ACK), while connections still allowed keep going. The agent may
+also flush conntrack entries (NXT_CT_FLUSH) for connections that can no longer
+send in their original direction.
+
+**Stateless groups** (`stateful: false`) skip conntrack: every packet, in each
+direction, must be allowed by a rule. A port may not mix stateful and stateless
+groups: the model refuses it, naming the port and its groups (as Neutron does).
+
+**Cookies** (64 bits): `0x5` signature (4 bits) | kind (4 bits: {", ".join(
+    f"{k} {v}" for k, v in ids.KIND_NAMES.items())}) | owner (32 bits: hash of the
+port, group, remote group or address) | item (24 bits: hash of the rule). The
+agent reads back its flows by the signature; stale flows are simply those not in
+the desired set.
+"""
+
+
+def render() -> str:
+    out = ["# The sg-ofctl pipeline", "",
+           "Generated from `sg_ofctl/pipeline.py` by `python -m sg_ofctl.pipeline_doc`;"
+           " a test fails when this file is stale.", "",
+           f"Tables are contiguous from a configurable first table (default "
+           f"{P.DEFAULT_FIRST_TABLE}; agent option `--first-table`), named in OVS so that "
+           "dumps read `table=egress_rules`.", "",
+           "## Tables", "",
+           "| # | name | stage | what it does | matches | next | on miss |",
+           "|---|---|---|---|---|---|---|"]
+    for i, t in enumerate(P.TABLES):
+        matches = ", ".join(P.FIELDS[m].ofctl for m in t.matches) or "-"
+        nxt = ", ".join(f"`{n}`" for n in t.next_tables) or "-"
+        out.append(f"| +{i} | `{t.name}` | {t.stage} | {t.purpose} | {matches} | {nxt} | "
+                   f"{t.miss} |")
+    out += ["", "## Registers", "", "| register | field | purpose |", "|---|---|---|"]
+    out += [f"| `{r.name}` | {r.field} | {r.purpose} |" for r in P.REGISTERS]
+    out += ["", "## Conntrack marks", "", "| ct_mark bit | name | meaning |", "|---|---|---|"]
+    out += [f"| {bit:#x} | {name} | {meaning} |" for bit, name, meaning in P.CT_MARKS]
+    out += ["", DESIGN]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = render()
+    if "--check" in argv:
+        current = TARGET.read_text() if TARGET.exists() else ""
+        if current != text:
+            print(f"{TARGET} is stale: run python -m sg_ofctl.pipeline_doc", file=sys.stderr)
+            return 1
+        return 0
+    TARGET.parent.mkdir(parents=True, exist_ok=True)
+    TARGET.write_text(text)
+    print(f"wrote {TARGET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
