@@ -176,3 +176,18 @@ def check_first_table(first_table: int) -> int:
         raise ValidationError("first_table", first_table,
                               f"must be an integer between 0 and {254 - len(TABLES)}")
     return first_table
+
+
+def check_flow(flow) -> None:
+    """Raise ValueError if a flow leaves the declaration: an undeclared table, a
+    match field its table does not declare, or a jump to an undeclared next table."""
+    table = TABLE_BY_NAME.get(flow.table)
+    if table is None:
+        raise ValueError(f"undeclared table {flow.table!r}")
+    for name, _value, _mask in flow.match:
+        if name not in table.matches:
+            raise ValueError(f"table {table.name} does not declare match field {name}")
+    for action in flow.actions:
+        target = getattr(action, "table", None)
+        if target is not None and target not in table.next_tables:
+            raise ValueError(f"table {table.name} may not continue to {target}")
