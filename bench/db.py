@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import os
 import resource
 import shutil
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sg_ofctl import desired, model  # noqa: E402
 from sg_ofctl.ovsdb import server  # noqa: E402
 
-DEFAULT_SCENARIO = "/work/shared/scenarios/large.json"
+DEFAULT_SCENARIO = str(pathlib.Path(__file__).resolve().parent / "scenarios" / "large.json")
 RULE_FIELDS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
                "remote_ip_prefix", "remote_group_id")
 

@@ -136,7 +136,7 @@ TABLES = (
     Table("egress_verdict", "egress rules",
           "deny wins; allowed new connections are committed; a denied established "
           "connection is marked revoked",
-          ("reg4", "reg5"), ("forward",)),
+          ("reg4", "reg5", "eth_type"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
           "stages; anything else to OVS NORMAL",
@@ -157,7 +157,7 @@ TABLES = (
     Table("ingress_rules", "ingress rules", "as `egress_rules`, for ingress rules",
           ("reg3", "conj_id", "eth_type") + _L3 + _L4, (), miss="no verdict"),
     Table("ingress_verdict", "ingress rules", "as `egress_verdict`",
-          ("reg4", "reg5"), ("ingress_output",)),
+          ("reg4", "reg5", "eth_type"), ("ingress_output",)),
     Table("ingress_output", "commit and forward",
           "deliver to the receiving port", ("reg1",), ()),
 )

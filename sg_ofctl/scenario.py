@@ -1,14 +1,23 @@
-"""Load the benchmark scenarios (`shared/scenarios/*.json`, Neutron's field names)
+"""Load the benchmark scenarios (`bench/scenarios/*.json`, copies of shared/scenarios, Neutron's field names)
 into a HostView, and apply their `updates`.  Pure: no I/O beyond reading JSON."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import pathlib
 
 from sg_ofctl.model import HostView, Port, Rule, build_groups
 
 RULE_FIELDS = ("id", "security_group_id", "direction", "ethertype", "protocol",
                "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id")
+
+
+SCENARIO_DIR = pathlib.Path(__file__).resolve().parent.parent / "bench" / "scenarios"
+
+
+def path(name: str) -> str:
+    """The checked-in copy of a named scenario (small, medium, large)."""
+    return str(SCENARIO_DIR / f"{name}.json")
 
 
 def load(path: str) -> dict:

@@ -12,8 +12,7 @@ import dataclasses
 import pytest
 
 from ovs_testbed import OvsTestbed
-from sg_ofctl.compiler import Compiler, FlowDiff
-from sg_ofctl.compiler.flows import Ct
+from sg_ofctl.compiler import Compiler
 from sg_ofctl.model import HostView, Port, Rule, SecurityGroup, default_group
 
 MACS = {"a": "fa:16:3e:00:00:0a", "b": "fa:16:3e:00:00:0b", "c": "fa:16:3e:00:00:0c",
@@ -46,25 +45,6 @@ def host_view(ofports: dict, ssh_in: SecurityGroup = SSH_IN) -> HostView:
                     members={"default": frozenset({IPS["a"], IPS["b"], IP6S["a"], IP6S["b"]})})
 
 
-def ovs_installable(flows):
-    """Work around a compiler bug (reported): ct() in the verdict tables has no
-    eth_type match, which OVS refuses (OFPBAC_MATCH_INCONSISTENT).  Adds one flow
-    per IP ethertype; a no-op once the compiler emits the match itself."""
-    out = []
-    for flow in flows:
-        if any(isinstance(a, Ct) for a in flow.actions) and flow.field("eth_type") is None:
-            out += [dataclasses.replace(flow, match=tuple(sorted(flow.match +
-                                                               (("eth_type", eth, None),))))
-                    for eth in (0x0800, 0x86DD)]
-        else:
-            out.append(flow)
-    return out
-
-
-def installable_diff(change: FlowDiff) -> FlowDiff:
-    return FlowDiff(*(ovs_installable(getattr(change, k)) for k in ("add", "modify", "delete")))
-
-
 @pytest.fixture(scope="module")
 def net():
     with OvsTestbed() as testbed:
@@ -72,7 +52,7 @@ def net():
         compiler = Compiler()
         view = host_view({n: vm.ofport for n, vm in vms.items()})
         controller = testbed.start_controller()
-        controller.install_full(ovs_installable(compiler.update(view).add))
+        controller.install_full(compiler.update(view).add)
         vms["c"].serve("tcp", 22)
         vms["c"].serve("tcp", 80)
         vms["a"].serve("udp", 53)

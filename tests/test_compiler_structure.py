@@ -15,12 +15,7 @@ from test_property import models
 
 
 def _scenario(name):
-    import pathlib
-    for base in (pathlib.Path(__file__).resolve().parents[2] / "shared" / "scenarios",
-                 pathlib.Path("/work/shared/scenarios")):
-        if (base / f"{name}.json").exists():
-            return scenario.load(str(base / f"{name}.json"))
-    raise FileNotFoundError(f"scenario {name}.json not found beside the checkout")
+    return scenario.load(scenario.path(name))
 
 
 def test_compiler_is_pure():

@@ -17,7 +17,7 @@ DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
 
 
 def _scenario_flows(name: str):
-    return compile_host(scenario.host_view(scenario.load(f"/work/shared/scenarios/{name}.json")))
+    return compile_host(scenario.host_view(scenario.load(scenario.path(name))))
 
 
 def _wire_round_trip(flow: Flow, first_table: int) -> Flow:
@@ -81,7 +81,7 @@ def test_ofctl_text_uses_table_numbers():
 
 
 def test_flow_json_round_trip():
-    flows = compile_host(scenario.host_view(scenario.load("/work/shared/scenarios/small.json")))
+    flows = compile_host(scenario.host_view(scenario.load(scenario.path("small"))))
     assert [flow_from_json(flow_to_json(f)) for f in flows] == list(flows)
 
 

@@ -3,8 +3,7 @@ by the os-ken driver on a private ovs-vswitchd (the network: tests/dataplane_net
 import contextlib
 import dataclasses
 
-from dataplane_net import (HTTP_RULE, IP6S, SSH_IN, installable_diff, net,  # noqa: F401
-                           ovs_installable)
+from dataplane_net import HTTP_RULE, IP6S, SSH_IN, net  # noqa: F401
 from sg_ofctl.model import Rule
 
 
@@ -89,11 +88,11 @@ def http_rule_added(net):
     view = dataclasses.replace(net.view, groups={**net.view.groups, "ssh-in": with_http})
     change = net.compiler.update(view)
     assert change and not change.delete
-    net.controller.apply(installable_diff(change))
+    net.controller.apply(change)
     try:
         yield
     finally:
-        net.controller.apply(installable_diff(net.compiler.update(net.view)))
+        net.controller.apply(net.compiler.update(net.view))
 
 
 def test_live_rule_change_changes_the_verdict(net):
@@ -140,7 +139,7 @@ def test_established_tcp_survives_a_vswitchd_restart(net):
     assert session.connected and session.exchange()
     net.restart_vswitchd()
     net.controller.wait_reconnect()
-    result = net.controller.install_full(ovs_installable(net.compiler.flows.values()))
+    result = net.controller.install_full(net.compiler.flows.values())
     assert result["add"] > 0 and not result["delete"]
     assert session.exchange()
     assert a.ping(net.vms["b"].ip) and not a.ping(c.ip, timeout=0.5)
@@ -155,11 +154,11 @@ def test_deny_in_one_group_beats_allow_in_another(net):
                 action="deny")
     view = dataclasses.replace(net.view, groups={
         **net.view.groups, "to-a": dataclasses.replace(to_a, rules=to_a.rules + (deny,))})
-    net.controller.apply(installable_diff(net.compiler.update(view)))
+    net.controller.apply(net.compiler.update(view))
     try:
         assert not b.send("udp", a.ip, 53, timeout=0.5)
         assert c.send("udp", a.ip, 53)  # `to-a` still allows the rest of 10.0.0.0/24
         assert b.ping(a.ip)
     finally:
-        net.controller.apply(installable_diff(net.compiler.update(net.view)))
+        net.controller.apply(net.compiler.update(net.view))
     assert b.send("udp", a.ip, 53)

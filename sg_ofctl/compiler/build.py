@@ -151,14 +151,15 @@ def _conntrack_flows(direction: str, c: int) -> list[Flow]:
     deny = {P.VERDICT.field: (P.VERDICT_DENY, P.VERDICT_DENY)}
     allow = {P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW)}
     revoke = Ct(commit=True, mark=(P.CT_MARK_REVOKED, P.CT_MARK_REVOKED))
-    add(verdict, 100, [revoke], **deny, **established)
     add(verdict, 95, [], **deny)
     add(verdict, 90, [Goto(accept)], **allow, **stateless)
-    add(verdict, 85, [Ct(commit=True, mark=(0, P.CT_MARK_REVOKED)), Goto(accept)], **allow,
-        **_flag(P.FLAGS, P.FLAG_WAS_REVOKED))
     add(verdict, 80, [Goto(accept)], **allow, **established)
-    add(verdict, 75, [Ct(commit=True), Goto(accept)], **allow)
-    add(verdict, 70, [revoke], **established)
+    for eth in (ETH_IP, ETH_IPV6):  # OVS accepts ct() only on a flow that matches IP
+        add(verdict, 100, [revoke], eth_type=eth, **deny, **established)
+        add(verdict, 85, [Ct(commit=True, mark=(0, P.CT_MARK_REVOKED)), Goto(accept)],
+            eth_type=eth, **allow, **_flag(P.FLAGS, P.FLAG_WAS_REVOKED))
+        add(verdict, 75, [Ct(commit=True), Goto(accept)], eth_type=eth, **allow)
+        add(verdict, 70, [revoke], eth_type=eth, **established)
     return flows
 
 
@@ -283,7 +284,22 @@ def remote_field(direction: str, ethertype: str) -> str:
 
 
 def group_rule_flows(group: SecurityGroup, number: int, conj_ids: dict[str, int]) -> list[Flow]:
-    """A group's rules, once for every local port of the group."""
+    """A group's rules, once for every local port of the group.  Two rules may
+    share a flow (overlapping port masks, or clause 1 of two remote groups):
+    it is emitted once, with the conjunction actions of both."""
+    merged: dict[tuple, Flow] = {}
+    for flow in _rule_flows(group, number, conj_ids):
+        seen = merged.get(flow.key)
+        if seen is None:
+            merged[flow.key] = flow
+        elif seen.actions != flow.actions:
+            actions = tuple(sorted(set(seen.actions) | set(flow.actions)))
+            merged[flow.key] = Flow(seen.table, seen.priority, seen.match, actions,
+                                    ids.cookie(ids.KIND_RULE, group.id))
+    return list(merged.values())
+
+
+def _rule_flows(group: SecurityGroup, number: int, conj_ids: dict[str, int]):
     flows = []
     for rule in group.rules:
         table = f"{rule.direction}_rules"
