@@ -73,10 +73,17 @@ FLAG_STATELESS = 0x1
 FLAG_ESTABLISHED = 0x2
 FLAG_WAS_REVOKED = 0x4
 
-CT_MARK_REVOKED = 0x1
-CT_MARKS = ((CT_MARK_REVOKED, "revoked", "the connection is no longer allowed by the rules: "
-             "every further packet, in either direction, is dropped until conntrack forgets "
-             "it or the rules allow it again"),)
+CT_MARK_REVOKED_EGRESS = 0x1
+CT_MARK_REVOKED_INGRESS = 0x2
+CT_MARK_REVOKED = CT_MARK_REVOKED_EGRESS | CT_MARK_REVOKED_INGRESS
+CT_MARKS = (
+    (CT_MARK_REVOKED_EGRESS, "revoked by egress", "the sender's egress rules no longer allow "
+     "the connection"),
+    (CT_MARK_REVOKED_INGRESS, "revoked by ingress", "the receiver's ingress rules no longer "
+     "allow the connection"),
+)
+# Either bit drops every reply and related packet; each side sets and clears only its
+# own bit, so one side allowing a packet never clears the other side's verdict.
 
 # ct_state bits (os-ken has no constants for them).
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20

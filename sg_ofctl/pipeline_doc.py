@@ -77,9 +77,12 @@ its own lookup. In `*_state`: `+inv` is dropped; replies (`+est+rpl`) and relate
 traffic pass at once unless the connection is marked revoked; new connections and
 established ones in their original direction are checked against the current
 rules. An allowed new connection is committed. An established connection that the
-rules no longer allow is committed with ct_mark bit {P.CT_MARK_REVOKED:#x} ("revoked") and
-dropped; from then on its replies are dropped too. If the rules allow it again,
-the mark is cleared. So removing a rule, a group from a port or a member from a
+rules no longer allow is committed with a "revoked" ct_mark bit and dropped; from
+then on its replies are dropped too. The sender's egress check and the receiver's
+ingress check (both in the network's zone, for traffic between local ports) each
+set and clear only their own bit ({P.CT_MARK_REVOKED_EGRESS:#x} and {P.CT_MARK_REVOKED_INGRESS:#x}), so one side allowing
+a packet never undoes the other side's verdict. If the rules allow the connection
+again, that side's bit is cleared. So removing a rule, a group from a port or a member from a
 remote group cuts the connections it allowed at their next original-direction
 packet (a TCP ACK), while connections still allowed keep going. The agent may
 also flush conntrack entries (NXT_CT_FLUSH) for connections that can no longer

@@ -4,7 +4,8 @@ check the compiled flows against it (and `explain` can name the deciding rule).
 
 The connection state is given, as conntrack would report it: "new", "est"
 (original direction), "rpl" (reply direction), "rel" (related) or "inv";
-`revoked` is the connection's revoked mark."""
+`mark` is the connection's ct_mark: bit 0 revoked by the sender's egress rules,
+bit 1 by the receiver's ingress rules."""
 from __future__ import annotations
 
 import ipaddress
@@ -93,7 +94,8 @@ class Reference:
         self.by_ofport = {p.ofport: p for p in view.ports}
         self.networks = {p.network for p in view.ports}
 
-    def evaluate(self, pkt: Packet, conn: str = "new", revoked: bool = False) -> Outcome:
+    def evaluate(self, pkt: Packet, conn: str = "new", mark: int = 0) -> Outcome:
+        revoked = mark
         port = self.by_ofport.get(pkt.in_port)
         if port is None:
             if pkt.in_port not in self.view.uplinks:
@@ -179,10 +181,12 @@ class Reference:
             return (not revoked), (), "revoked connection" if revoked else f"{conn} traffic"
         if conn == "new":
             return allowed, ("commit",) if allowed else (), why
-        # An established connection, original direction: re-checked against the rules.
+        # An established connection, original direction: re-checked against the rules;
+        # each side keeps its own revoked bit.
+        side = 1 if direction == "egress" else 2
         if allowed:
-            return True, ("unrevoke",) if revoked else (), why
-        return False, ("revoke",), f"established but {why}"
+            return True, (f"unrevoke-{direction}",) if revoked & side else (), why
+        return False, (f"revoke-{direction}",), f"established but {why}"
 
     def rules_verdict(self, port, direction, pkt) -> tuple[bool, str]:
         allow = deny = None

@@ -54,13 +54,13 @@ class Both:
         self.sim = Simulator(self.flows)
         self.ref = Reference(v)
 
-    def __call__(self, pkt: Packet, conn: str = "new", revoked: bool = False):
-        expected = self.ref.evaluate(pkt, conn, revoked)
-        got = self.sim.run(pkt, conn, revoked)
+    def __call__(self, pkt: Packet, conn: str = "new", mark: int = 0):
+        expected = self.ref.evaluate(pkt, conn, mark)
+        got = self.sim.run(pkt, conn, mark)
         assert got == expected, (f"flows say {got}, reference says {expected} "
-                                 f"({expected.reason}) for {pkt} conn={conn} revoked={revoked}")
+                                 f"({expected.reason}) for {pkt} conn={conn} mark={mark}")
         return got
 
-    def action(self, pkt, conn="new", revoked=False) -> str:
-        out = self(pkt, conn, revoked)
+    def action(self, pkt, conn="new", mark=0) -> str:
+        out = self(pkt, conn, mark)
         return out.action if out.action != "output" else f"output:{out.port}"

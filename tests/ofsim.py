@@ -79,9 +79,9 @@ class Simulator:
         for table in self.tables.values():
             table.sort(key=lambda f: -f.priority)
 
-    def run(self, pkt: Packet, conn: str = "new", revoked: bool = False) -> Outcome:
+    def run(self, pkt: Packet, conn: str = "new", mark: int = 0) -> Outcome:
         self._fields = packet_fields(pkt)
-        self._ct = (CT_STATES[conn], P.CT_MARK_REVOKED if revoked else 0)
+        self._ct = (CT_STATES[conn], mark)
         self._outputs, self._commits, self.trace = [], [], []
         self._execute_table("classify", depth=0)
         if len(self._outputs) > 1:
@@ -165,8 +165,9 @@ class Simulator:
                 self._commits.append("commit")
             else:
                 value, mask = action.mark
-                self._commits.append("revoke" if value & mask & P.CT_MARK_REVOKED
-                                     else "unrevoke")
+                side = {P.CT_MARK_REVOKED_EGRESS: "egress",
+                        P.CT_MARK_REVOKED_INGRESS: "ingress"}[mask]
+                self._commits.append(f"{'revoke' if value else 'unrevoke'}-{side}")
         if action.table is not None:
             self._fields["ct_state"] = state | P.CT_TRK
             self._fields["ct_mark"] = mark

@@ -79,7 +79,7 @@ def test_deny_beats_allow_across_groups():
     assert b.action(tcp(2, 1, 80)) == "output:1"
     assert b.action(tcp(2, 1, 22)) == "drop"
     # An established connection that is now denied is marked revoked.
-    assert b(tcp(2, 1, 22), "est").commits == ("revoke",)
+    assert b(tcp(2, 1, 22), "est").commits == ("revoke-ingress",)
 
 
 def test_stateless_group_needs_rules_both_ways():
@@ -117,7 +117,8 @@ def test_stateful_replies_and_states():
     assert b.action(tcp(2, 1, 80)) == "drop"
     assert b.action(tcp(2, 1, 80), "rpl") == "output:1"
     assert b.action(tcp(2, 1, 80), "rel") == "output:1"
-    assert b.action(tcp(2, 1, 80), "rpl", revoked=True) == "drop"
+    assert b.action(tcp(2, 1, 80), "rpl", mark=1) == "drop"
+    assert b.action(tcp(2, 1, 80), "rpl", mark=2) == "drop"
     assert b.action(tcp(2, 1, 80), "inv") == "drop"
 
 
@@ -193,6 +194,10 @@ def test_revocation_marks_and_clears():
     g = group("g", rule("ssh", **SSH), EGRESS_ALL)
     b = Both(view([vm(1, "g"), vm(2)], [g]))
     assert b(tcp(2, 1, 22), "est").commits == ()
-    assert b(tcp(2, 1, 80), "est").commits == ("revoke",)
-    assert b(tcp(2, 1, 80), "est", revoked=True).action == "drop"
-    assert b(tcp(2, 1, 22), "est", revoked=True).commits == ("unrevoke", "unrevoke")
+    assert b(tcp(2, 1, 80), "est").commits == ("revoke-ingress",)
+    assert b(tcp(2, 1, 80), "est", mark=2).action == "drop"
+    # Each side clears only its own bit: the sender's egress never undoes the
+    # receiver's verdict.
+    assert b(tcp(2, 1, 22), "est", mark=3).commits == ("unrevoke-egress", "unrevoke-ingress")
+    assert b(tcp(2, 1, 22), "est", mark=2).commits == ("unrevoke-ingress",)
+    assert b(tcp(2, 1, 80), "est", mark=1).commits == ("unrevoke-egress", "revoke-ingress")

@@ -166,8 +166,8 @@ def _flows_agree_with_reference(view, data):
     for _ in range(PACKETS_PER_MODEL):
         pkt = data.draw(st.one_of(plausible(view), plausible(view), packets()), label="packet")
         conn = data.draw(st.sampled_from(CONN), label="conn")
-        revoked = conn != "new" and data.draw(st.booleans(), label="revoked")
-        both(pkt, conn, revoked)
+        mark = data.draw(st.sampled_from([0, 1, 2, 3]), label="mark") if conn != "new" else 0
+        both(pkt, conn, mark)
         CASES["count"] += 1
 
 

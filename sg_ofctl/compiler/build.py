@@ -127,7 +127,9 @@ def _conntrack_flows(direction: str, c: int) -> list[Flow]:
     add = lambda table, prio, actions, **m: flows.append(_flow(table, prio, _m(**m), actions, c))  # noqa: E731
     stateless = _flag(P.FLAGS, P.FLAG_STATELESS)
     established = _flag(P.FLAGS, P.FLAG_ESTABLISHED)
-    revoked = {"ct_mark": (P.CT_MARK_REVOKED, P.CT_MARK_REVOKED)}
+    side = P.CT_MARK_REVOKED_EGRESS if direction == "egress" else P.CT_MARK_REVOKED_INGRESS
+    revoked_here = {"ct_mark": (side, side)}
+    not_revoked = {"ct_mark": (0, P.CT_MARK_REVOKED)}
     trk = P.CT_TRK
     clear = [CtClear()] if direction == "ingress" else []
 
@@ -138,25 +140,26 @@ def _conntrack_flows(direction: str, c: int) -> list[Flow]:
     def st(on, off=0):
         return {"ct_state": (on | trk, on | off | trk)}
     add(state, 100, [], **st(P.CT_INV))
-    add(state, 90, [], **st(P.CT_REL), **revoked)
-    add(state, 85, [Goto(accept)], **st(P.CT_REL))
-    add(state, 80, [], **st(P.CT_EST | P.CT_RPL), **revoked)
-    add(state, 75, [Goto(accept)], **st(P.CT_EST | P.CT_RPL))
+    # Replies and related packets pass only while neither side has revoked the connection.
+    add(state, 85, [Goto(accept)], **st(P.CT_REL), **not_revoked)
+    add(state, 80, [], **st(P.CT_REL))
+    add(state, 75, [Goto(accept)], **st(P.CT_EST | P.CT_RPL), **not_revoked)
+    add(state, 72, [], **st(P.CT_EST | P.CT_RPL))
     add(state, 70, [_set_bits(P.FLAGS, P.FLAG_ESTABLISHED | P.FLAG_WAS_REVOKED),
-                    Goto(dispatch)], **st(P.CT_EST, P.CT_RPL), **revoked)
+                    Goto(dispatch)], **st(P.CT_EST, P.CT_RPL), **revoked_here)
     add(state, 65, [_set_bits(P.FLAGS, P.FLAG_ESTABLISHED), Goto(dispatch)],
         **st(P.CT_EST, P.CT_RPL))
     add(state, 60, [Goto(dispatch)], **st(P.CT_NEW))
 
     deny = {P.VERDICT.field: (P.VERDICT_DENY, P.VERDICT_DENY)}
     allow = {P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW)}
-    revoke = Ct(commit=True, mark=(P.CT_MARK_REVOKED, P.CT_MARK_REVOKED))
+    revoke = Ct(commit=True, mark=(side, side))
     add(verdict, 95, [], **deny)
     add(verdict, 90, [Goto(accept)], **allow, **stateless)
     add(verdict, 80, [Goto(accept)], **allow, **established)
     for eth in (ETH_IP, ETH_IPV6):  # OVS accepts ct() only on a flow that matches IP
         add(verdict, 100, [revoke], eth_type=eth, **deny, **established)
-        add(verdict, 85, [Ct(commit=True, mark=(0, P.CT_MARK_REVOKED)), Goto(accept)],
+        add(verdict, 85, [Ct(commit=True, mark=(0, side)), Goto(accept)],
             eth_type=eth, **allow, **_flag(P.FLAGS, P.FLAG_WAS_REVOKED))
         add(verdict, 75, [Ct(commit=True), Goto(accept)], eth_type=eth, **allow)
         add(verdict, 70, [revoke], eth_type=eth, **established)
