@@ -13,52 +13,22 @@ import os
 import secrets
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from sg_ofctl.compiler import FlowDiff
 from sg_ofctl.dataplane.flowjson import flow_from_json, flow_to_json
 from sg_ofctl.dataplane.render import ofctl_text
 from sg_ofctl.dataplane.tables import name_tables_commands
+from sg_ofctl.sandbox import nethelper
+from sg_ofctl.sandbox.proc import run, stop_pid  # noqa: F401  (tests import them here)
 
-HELPER = str(Path(__file__).with_name("nethelper.py"))
+HELPER = nethelper.__file__
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 OF_PORT = 6653
-
-
-def run(cmd, *, env=None, check=True, timeout=30, input=None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                          input=input)
-    if check and proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stderr}{proc.stdout}")
-    return proc
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
-    except FileNotFoundError:
-        return False
-
-
-def stop_pid(pid: int, timeout: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL: one process, by pid."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.02)
 
 
 def _read_line(stream, timeout: float) -> str:
@@ -333,10 +303,12 @@ class OvsTestbed:
         return self.controller
 
     # -- VMs --------------------------------------------------------------------------
-    def add_vm(self, name: str, mac: str, ips, prefix: int = 24) -> Vm:
+    def add_vm(self, name: str, mac: str, ips, prefix: int = 24,
+               external_ids: dict | None = None) -> Vm:
         """A namespace with eth0 (mac, ips) plugged into the bridge; returns the Vm
         (its `ofport` is the bridge port).  IPv4 addresses get /prefix, IPv6 /64
-        without duplicate address detection."""
+        without duplicate address detection.  `external_ids` (instance tags such
+        as iface-id) are set on the Interface in the same transaction as add-port."""
         ips = [ips] if isinstance(ips, str) else list(ips)
         vm_ns, port = f"{self.ns}-{name}", f"vm-{name}"[:15]
         run(["ip", "netns", "add", vm_ns])
@@ -350,7 +322,9 @@ class OvsTestbed:
                     ["link", "set", "eth0", "up"]):
             run(["ip", "-n", vm_ns, *cmd])
         run(["ip", "netns", "exec", vm_ns, "ethtool", "-K", "eth0", "tx", "off"])
-        self.vsctl("add-port", self.bridge, port)
+        tags = [f'external_ids:{k}="{v}"' for k, v in (external_ids or {}).items()]
+        self.vsctl("add-port", self.bridge, port,
+                   *(["--", "set", "Interface", port, *tags] if tags else []))
         ofport = int(self.vsctl("get", "Interface", port, "ofport"))
         vm = self.vms[name] = Vm(self, name, mac, ips, ofport)
         return vm

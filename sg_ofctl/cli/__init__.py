@@ -26,6 +26,8 @@ COMMAND_MODULES = {
     "port": "sg_ofctl.cli.ports",
     "apply": "sg_ofctl.cli.declarative",
     "export": "sg_ofctl.cli.declarative",
+    "agent": "sg_ofctl.cli.agent",
+    "status": "sg_ofctl.cli.agent",
 }
 _GLOBAL_WITH_VALUE = ("--db", "--state-dir", "--timeout")
 

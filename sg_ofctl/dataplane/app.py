@@ -18,7 +18,8 @@ from sg_ofctl.dataplane.switch import SwitchConnection
 LOG = logging.getLogger(__name__)
 
 REPLY_EVENTS = [ofp_event.EventOFPErrorMsg, ofp_event.EventOFPBarrierReply,
-                ofp_event.EventOFPFlowStatsReply, ofp_event.EventONFBundleCtrlMsg]
+                ofp_event.EventOFPFlowStatsReply, ofp_event.EventONFBundleCtrlMsg,
+                ofp_event.EventOFPPortDescStatsReply]
 
 
 class DataplaneApp(app_manager.OSKenApp):
@@ -49,8 +50,12 @@ class DataplaneApp(app_manager.OSKenApp):
                     self.connections.pop(dp.id).close()
                     LOG.info("switch %016x disconnected", dp.id)
                 self._changed.notify_all()
+            self.connections_changed()
         except Exception:
             LOG.exception("handling a switch state change")
+
+    def connections_changed(self) -> None:
+        """Hook: a switch connected or disconnected (runs in os-ken's thread)."""
 
     @set_ev_cls(REPLY_EVENTS, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _reply(self, ev):

@@ -240,6 +240,23 @@ class SwitchConnection:
         self.apply(change)
         return change
 
+    # -- ports ------------------------------------------------------------------------
+    def port_descs(self) -> dict[int, tuple[str, int]]:
+        """{port_no: (hw_addr, config)} of every port of the switch."""
+        out = {}
+        for reply in self.request(parser.OFPPortDescStatsRequest(self.datapath, 0),
+                                  "port description"):
+            for port in reply.body:
+                out[port.port_no] = (port.hw_addr, port.config)
+        return out
+
+    def set_port_no_forward(self, port_no: int, hw_addr: str, no_forward: bool) -> None:
+        """OFPPC_NO_FWD on or off (`ovs-ofctl mod-port BR PORT [no-]forward`):
+        with it on, nothing is output to the port, NORMAL included."""
+        msg = parser.OFPPortMod(self.datapath, port_no, hw_addr,
+                                ofp.OFPPC_NO_FWD if no_forward else 0, ofp.OFPPC_NO_FWD, 0)
+        self.send_checked(msg, f"port-mod {port_no} {'no-' if no_forward else ''}forward")
+
     # -- conntrack --------------------------------------------------------------------
     def send_checked(self, msg, what: str) -> None:
         """Send a request that has no reply; a barrier proves it was accepted."""

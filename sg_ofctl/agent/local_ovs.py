@@ -1,0 +1,133 @@
+"""The local Open_vSwitch database: the bridge's interfaces with their ofport
+and tags, pushed by an ovsdbapp monitor; and the bridge settings the agent
+owns (controller, fail mode, protocols, table names, VLAN tags of ports).
+
+Only the tables the agent reads are replicated.  Every row change calls
+`on_change()` (from the IDL thread); the worker then reads a snapshot."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import sg_ofctl.ovsdb  # noqa: F401  (before ovsdbapp: python-ovs without eventlet)
+from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from sg_ofctl.dataplane import tables as of_tables
+
+LOG = logging.getLogger(__name__)
+TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller", "Flow_Table")
+OFPP_LOCAL = 65534
+
+
+@dataclass(frozen=True)
+class LocalInterface:
+    name: str
+    port_name: str           # the OVS Port row holding it
+    ofport: int
+    external_ids: dict = field(default_factory=dict, compare=True, hash=False)
+    vlan_tag: int | None = None   # the OVS Port's `tag`
+    mac_in_use: str | None = None
+    type: str = ""
+
+    @property
+    def iface_id(self) -> str | None:
+        return self.external_ids.get("iface-id") or None
+
+
+@dataclass(frozen=True)
+class LocalState:
+    bridge_found: bool
+    datapath_id: int | None
+    interfaces: tuple[LocalInterface, ...]   # with an ofport, on our bridge (LOCAL excluded)
+    present_ids: frozenset = frozenset()     # iface-ids on the bridge, ofport or not
+
+
+def _single(value):
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    return value
+
+
+class _Idl(connection.OvsdbIdl):
+    on_change = None
+
+    def cooperative_yield(self):
+        """No eventlet here: don't sleep after every row."""
+
+    def notify(self, event, row, updates=None):
+        try:
+            if self.on_change is not None:
+                self.on_change()
+        except Exception:  # never let the IDL thread die
+            LOG.exception("local OVSDB change notification")
+
+
+class LocalOvs:
+    def __init__(self, remote: str, bridge: str, on_change, timeout: float = 10.0):
+        self.remote, self.bridge = remote, bridge
+        helper = idlutils.get_schema_helper(remote, "Open_vSwitch")
+        for table in TABLES:
+            helper.register_table(table)
+        idl = _Idl(remote, helper)
+        idl.on_change = on_change
+        self.idl = idl
+        self.conn = connection.Connection(idl, timeout)
+        self.api = impl_idl.OvsdbIdl(self.conn)   # starts the connection thread
+
+    def close(self) -> None:
+        self.conn.stop(timeout=5)
+
+    def connected(self) -> bool:
+        try:
+            return bool(self.idl._session.is_connected())
+        except Exception:
+            return False
+
+    # -- reads --------------------------------------------------------------------------
+    def snapshot(self) -> LocalState:
+        with self.conn.lock:
+            tables = self.idl.tables
+            bridge = next((b for b in tables["Bridge"].rows.values() if b.name == self.bridge),
+                          None)
+            if bridge is None:
+                return LocalState(False, None, ())
+            dpid = _single(bridge.datapath_id)
+            out, present = [], set()
+            for port in bridge.ports:
+                tag = _single(port.tag)
+                for iface in port.interfaces:
+                    if iface.external_ids.get("iface-id"):
+                        present.add(iface.external_ids["iface-id"])
+                    ofport = _single(iface.ofport)
+                    if not isinstance(ofport, int) or ofport <= 0 or ofport == OFPP_LOCAL:
+                        continue
+                    out.append(LocalInterface(iface.name, port.name, ofport,
+                                              dict(iface.external_ids), tag,
+                                              _single(iface.mac_in_use), iface.type))
+            return LocalState(True, int(dpid, 16) if dpid else None,
+                              tuple(sorted(out, key=lambda i: i.ofport)), frozenset(present))
+
+    # -- writes (called by the worker or at start) --------------------------------------
+    def configure_bridge(self, controller: str, first_table: int,
+                         datapath_type: str | None = None) -> None:
+        """Create the bridge if missing; controller target, fail_mode=secure,
+        OpenFlow 1.3+, out-of-band, and the pipeline's table names."""
+        api = self.api
+        with api.transaction(check_error=True) as txn:
+            txn.add(api.add_br(self.bridge, may_exist=True,
+                               **({"datapath_type": datapath_type} if datapath_type else {})))
+            txn.add(api.set_fail_mode(self.bridge, "secure"))
+            txn.add(api.db_set("Bridge", self.bridge,
+                               ("protocols", ["OpenFlow13", "OpenFlow14", "OpenFlow15"]),
+                               ("other_config", {"disable-in-band": "true"})))
+        current = api.get_controller(self.bridge).execute(check_error=True)
+        if list(current) != [controller]:
+            api.set_controller(self.bridge, [controller]).execute(check_error=True)
+        api.db_set("Controller", self.bridge, ("connection_mode", "out-of-band"),
+                   ("inactivity_probe", 10000)).execute(check_error=True)
+        of_tables.name_tables(api, self.bridge, first_table)
+
+    def set_vlan_tag(self, port_name: str, tag: int | None) -> None:
+        self.api.db_set("Port", port_name, ("tag", [] if tag is None else tag)) \
+            .execute(check_error=True)

@@ -1,0 +1,115 @@
+"""`sg-ofctl agent`: the process.  Starts os-ken (native hub threads) with the
+agent's app listening on --listen, connects both databases, configures the
+bridge (controller, fail_mode=secure, OpenFlow 1.3+, table names), starts the
+worker, and waits for SIGTERM/SIGINT.  Stopping leaves every flow in place
+(fail_mode=secure keeps them while no controller is connected)."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sg_ofctl import pipeline
+
+LOG = logging.getLogger("sg_ofctl.agent")
+DEFAULT_OVS_DB = "unix:/var/run/openvswitch/db.sock"
+
+
+@dataclass
+class AgentConfig:
+    bridge: str
+    db: str                      # SG database remotes
+    ovs_db: str = DEFAULT_OVS_DB
+    listen: str = "127.0.0.1:6653"
+    first_table: int = pipeline.DEFAULT_FIRST_TABLE
+    host: str = ""
+    run_dir: Path | None = None
+    datapath_type: str | None = None
+    timeout: float = 10.0
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        from sg_ofctl import errors
+        raise errors.UserError(f"listen={listen!r}: expected ADDRESS:PORT")
+    return host.strip("[]"), int(port)
+
+
+def start_os_ken(host: str, port: int, first_table: int):
+    """os-ken from Python (there is no osken-manager): native threads hub."""
+    from os_ken import cfg
+    from os_ken.base import app_manager
+    import os_ken.controller.controller  # noqa: F401  (registers the ofp-* options)
+    from sg_ofctl.agent.ofapp import AgentApp
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", host)
+    cfg.CONF.set_override("ofp_tcp_listen_port", port)
+    AgentApp.first_table = first_table
+    mgr = app_manager.AppManager.get_instance()
+    mgr.load_apps(["sg_ofctl.agent.ofapp"])
+    mgr.instantiate_apps(**mgr.create_contexts())
+    return mgr.applications["AgentApp"]
+
+
+def run(config: AgentConfig) -> int:
+    from sg_ofctl.agent import status as status_mod
+    from sg_ofctl.agent.local_ovs import LocalOvs
+    from sg_ofctl.agent.ofapp import AgentApp
+    from sg_ofctl.agent.sgdb import SgDatabase
+    from sg_ofctl.agent.worker import Worker
+
+    pipeline.check_first_table(config.first_table)
+    host = config.host or socket.gethostname()
+    listen_host, listen_port = _split_listen(config.listen)
+    controller_host = "127.0.0.1" if listen_host in ("0.0.0.0", "") else listen_host
+    controller = f"tcp:{controller_host}:{listen_port}" if ":" not in controller_host \
+        else f"tcp:[{controller_host}]:{listen_port}"
+    run_dir = Path(config.run_dir) if config.run_dir else status_mod.default_run_dir()
+    status_path = status_mod.status_path(run_dir, config.bridge)
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        LOG.info("signal %d: stopping (flows stay in place)", signum)
+        stop.set()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    kick_target: list = []
+
+    def kick(why=""):
+        if kick_target:
+            kick_target[0].kick(why)
+
+    AgentApp.listener = staticmethod(kick)
+    LOG.info("agent for bridge %s on host %s; OpenFlow on %s", config.bridge, host,
+             config.listen)
+    sgdb = SgDatabase(config.db, kick, timeout=config.timeout)
+    local = LocalOvs(config.ovs_db, config.bridge, kick, timeout=config.timeout)
+    app = start_os_ken(listen_host, listen_port, config.first_table)
+    worker = Worker(app=app, local=local, sgdb=sgdb, host=host, bridge=config.bridge,
+                    status_path=status_path, db_remotes=config.db)
+    kick_target.append(worker)
+    local.configure_bridge(controller, config.first_table, config.datapath_type)
+    worker.start()
+    worker.kick("start")
+    LOG.info("running; status in %s", status_path)
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        worker.stop()
+        worker.stopped.wait(30)
+        for closer in (local.close, sgdb.close):
+            try:
+                closer()
+            except Exception:
+                LOG.exception("closing a database connection")
+        LOG.info("stopped")
+        logging.shutdown()
+    os._exit(0)   # os-ken's hub threads do not stop on their own

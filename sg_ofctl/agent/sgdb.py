@@ -1,0 +1,223 @@
+"""The security-group database as the agent sees it: an ovsdbapp monitor of
+groups, rules and ports (all of them: remote groups need the addresses of
+every member port, on any host), converted to model values incrementally.
+
+OVSDB pushes every change; the IDL thread marks the changed rows dirty and
+calls `on_change()`.  `snapshot()` (worker thread) converts only the dirty rows
+and returns the same model objects for everything unchanged, so the
+incremental compiler sees by identity what did not change.
+
+Members of a group = the addresses (fixed IPs + allowed address pairs) of
+every port in it, bound to a host or not (Neutron's rule: a port counts from
+the moment it exists)."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sg_ofctl import model
+from sg_ofctl.agent import tags
+from sg_ofctl.ovsdb import api as sg_api
+from sg_ofctl.ovsdb import convert
+
+LOG = logging.getLogger(__name__)
+GROUP, RULE, PORT = convert.GROUP, convert.RULE, convert.PORT
+
+
+@dataclass(frozen=True)
+class PortRecord:
+    """One Port row: the model value (or why the row is invalid), its host and
+    external_ids."""
+
+    uuid: object
+    name: str
+    port: model.Port | None
+    error: str | None
+    host: str
+    external_ids: dict
+
+
+@dataclass(frozen=True)
+class SgState:
+    groups: dict            # id -> model.SecurityGroup
+    group_ids: dict         # name and id -> id
+    ports: dict             # name -> PortRecord
+    members: dict           # group id -> model.MemberAddresses
+
+
+class _Idl(sg_api.SgIdl):
+    tracker = None
+
+    def notify(self, event, row, updates=None):
+        try:
+            if self.tracker is not None:
+                self.tracker.changed(row._table.name, row, event)
+        except Exception:  # never let the IDL thread die
+            LOG.exception("SG database change notification")
+
+
+def _ref_uuid(row, column):
+    try:
+        datum = row._data.get(column)
+        return datum.as_scalar() if datum is not None else None
+    except Exception:
+        return None
+
+
+class _Tracker:
+    def __init__(self, on_change):
+        self.on_change = on_change
+        self.lock = threading.Lock()
+        self.all_dirty = True
+        self.dirty_groups: set = set()     # group row uuids whose group or rules changed
+        self.dirty_ports: set = set()
+
+    def changed(self, table, row, event):
+        with self.lock:
+            if table == PORT:
+                self.dirty_ports.add(row.uuid)
+            elif table == GROUP:
+                self.dirty_groups.add(row.uuid)
+            elif table == RULE:
+                gid = _ref_uuid(row, "security_group")
+                if gid is None:
+                    self.all_dirty = True
+                else:
+                    self.dirty_groups.add(gid)
+        self.on_change()
+
+    def take(self):
+        with self.lock:
+            out = (self.all_dirty, self.dirty_groups, self.dirty_ports)
+            self.all_dirty, self.dirty_groups, self.dirty_ports = False, set(), set()
+            return out
+
+
+class SgDatabase:
+    def __init__(self, remotes: str, on_change, timeout: float = 10.0):
+        self.tracker = _Tracker(on_change)
+
+        class Idl(_Idl):
+            tracker = self.tracker
+        self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl)
+        self._groups: dict = {}         # group uuid -> model.SecurityGroup | None
+        self._group_errors: dict = {}   # group uuid -> error text
+        self._ports: dict = {}          # port uuid -> PortRecord
+        self._members: dict = {}
+        self._state: SgState | None = None
+        self.errors: dict = {}          # what -> text (for status)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def connected(self) -> bool:
+        try:
+            return bool(self.api.idl._session.is_connected())
+        except Exception:
+            return False
+
+    # -- reads ---------------------------------------------------------------------------
+    def snapshot(self) -> SgState:
+        return self.api.read(self._snapshot)
+
+    def _snapshot(self, t) -> SgState:
+        all_dirty, dirty_groups, dirty_ports = self.tracker.take()
+        if all_dirty:
+            dirty_groups = set(self._groups) | set(t[GROUP].rows)
+            dirty_ports = set(self._ports) | set(t[PORT].rows)
+        if not dirty_groups and not dirty_ports and self._state is not None:
+            return self._state
+        groups_changed = bool(dirty_groups)
+        if dirty_groups:
+            rules_by_group: dict = {}
+            for row in t[RULE].rows.values():
+                gid = _ref_uuid(row, "security_group")
+                if gid in dirty_groups:
+                    rules_by_group.setdefault(gid, []).append(row)
+            for uuid in dirty_groups:
+                row = t[GROUP].rows.get(uuid)
+                if row is None:
+                    self._groups.pop(uuid, None)
+                    self._group_errors.pop(uuid, None)
+                    continue
+                try:
+                    group = convert.group_from_rows(
+                        row, sorted(rules_by_group.get(uuid, ()), key=lambda r: r.id))
+                    old = self._groups.get(uuid)
+                    self._groups[uuid] = old if old == group else group
+                    self._group_errors.pop(uuid, None)
+                except model.ValidationError as e:
+                    # A row the model refuses (another writer's bug): its ports stay closed.
+                    self._groups.pop(uuid, None)
+                    self._group_errors[uuid] = f"security group {row.name}: {e}"
+                    LOG.error("security group %s in the database is invalid: %s", row.name, e)
+        affected_members: set = set()
+        for uuid in dirty_ports:
+            old = self._ports.get(uuid)
+            if old is not None and old.port is not None:
+                affected_members.update(old.port.effective_groups)
+            row = t[PORT].rows.get(uuid)
+            if row is None:
+                self._ports.pop(uuid, None)
+                continue
+            try:
+                port, error = convert.port_from_row(row), None
+                if old is not None and old.port == port:
+                    port = old.port
+                affected_members.update(port.effective_groups)
+            except model.ValidationError as e:
+                port, error = None, f"port {row.name}: {e}"
+                LOG.error("port %s in the database is invalid: %s", row.name, e)
+            self._ports[uuid] = PortRecord(uuid, row.name, port, error, row.host,
+                                           dict(row.external_ids))
+        groups = self._state.groups if self._state is not None and not groups_changed else \
+            {g.id: g for g in self._groups.values()}
+        group_ids = self._state.group_ids if self._state is not None and not groups_changed \
+            else {**{g.id: g.id for g in groups.values()},
+                  **{g.name: g.id for g in groups.values() if g.name}}
+        if groups_changed:
+            affected_members |= set(groups) ^ set(self._members)
+        members = dict(self._members)
+        for gid in affected_members:
+            addrs = frozenset(a for rec in self._ports.values() if rec.port is not None
+                              and gid in rec.port.effective_groups
+                              for a in rec.port.addresses())
+            old = members.get(gid)
+            if old is None or old != addrs:
+                members[gid] = model.MemberAddresses.parse(addrs)
+        for gid in [g for g in members if g not in groups]:
+            del members[gid]
+        self._members = members
+        self.errors = {f"group:{u}": e for u, e in self._group_errors.items()}
+        self.errors.update({f"port:{r.name}": r.error for r in self._ports.values()
+                            if r.error})
+        self._state = SgState(groups, group_ids,
+                              {r.name: r for r in self._ports.values()}, members)
+        return self._state
+
+    # -- writes (worker thread) ---------------------------------------------------------
+    def bind(self, names, host: str) -> None:
+        """Record `host` ("" = unbound) on these ports, in one transaction."""
+        try:
+            with self.api.create_transaction(check_error=True) as txn:
+                for name in names:
+                    txn.add(self.api.port_bind(name, host))
+        except RuntimeError as e:
+            raise sg_api.translate_error(e) from None
+
+    def create_declared(self, decl: tags.Declared, host: str) -> None:
+        fields = {"name": decl.name, "mac": decl.mac, "ips": list(decl.ips),
+                  "groups": list(decl.groups),
+                  "external_ids": {tags.CREATED_BY: host, tags.TAGS_APPLIED: decl.text()}}
+        pid = self.api.run(self.api.port_create(fields))
+        self.bind([pid], host)
+
+    def update_declared(self, decl: tags.Declared) -> None:
+        changes = {"mac": decl.mac, "ips": list(decl.ips), "no_ips": True,
+                   "groups": list(decl.groups), "no_groups": True,
+                   "external_ids": {tags.TAGS_APPLIED: decl.text()}}
+        self.api.run(self.api.port_set(decl.name, changes))
+
+    def delete(self, name: str) -> None:
+        self.api.run(self.api.port_delete([name]))

@@ -1,0 +1,118 @@
+"""Local interfaces + the security-group database -> the compiler's HostView.
+
+A local port gets flows only when everything about it is valid: its row
+exists (by `iface-id`), the model accepts it, its groups exist, it does not
+mix stateful and stateless groups, and its MAC is not another local port's.
+Any other interface with an `iface-id` stays fail-closed (no flows: classify
+drops what it sends; the agent also sets OFPPC_NO_FWD so NORMAL sends it
+nothing), with the reason in `problems`.  Interfaces without `iface-id` are
+uplinks (trunks, tunnels, patch ports)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from sg_ofctl import model
+from sg_ofctl.agent.local_ovs import LocalState
+from sg_ofctl.agent.sgdb import SgState
+
+
+@dataclass
+class Built:
+    view: model.HostView
+    problems: dict = field(default_factory=dict)     # interface name -> reason
+    ports_by_iface: dict = field(default_factory=dict)  # interface name -> model.Port
+    uplinks: tuple = ()
+
+
+class ViewBuilder:
+    """Keeps the previous result so unchanged ports are the same objects."""
+
+    def __init__(self):
+        self._port_cache: dict = {}
+        self._last_ports: tuple = ()
+
+    def build(self, local: LocalState, sg: SgState) -> Built:
+        problems: dict = {}
+        candidates = []
+        uplinks = []
+        cache = {}
+        for iface in local.interfaces:
+            name = iface.iface_id
+            if name is None:
+                uplinks.append(iface.ofport)
+                continue
+            rec = sg.ports.get(name)
+            if rec is None:
+                problems[iface.name] = f"no port named {name!r} in the security-group " \
+                    "database (create it, or tag the interface with sg-ofctl-groups/-ips)"
+                continue
+            if rec.port is None:
+                problems[iface.name] = rec.error
+                continue
+            key = (id(rec.port), iface.ofport)
+            cached = self._port_cache.get(key)
+            port = cached[1] if cached is not None and cached[0] is rec.port else \
+                dataclasses.replace(rec.port, ofport=iface.ofport)
+            cache[key] = (rec.port, port)
+            reason = _group_problem(port, sg.groups)
+            if reason:
+                problems[iface.name] = reason
+                continue
+            candidates.append((iface.name, port))
+        self._port_cache = cache
+
+        macs: dict = {}
+        for iface_name, port in candidates:
+            if port.port_security_enabled:
+                for mac in {port.mac} | {p.mac_address for p in port.allowed_address_pairs
+                                         if p.mac_address}:
+                    macs.setdefault((port.network, mac), []).append(iface_name)
+        clashing = {n for names in macs.values() if len(names) > 1 for n in names}
+        for iface_name in clashing:
+            problems[iface_name] = "its MAC is used by another local port on the same network"
+        chosen = [(n, p) for n, p in candidates if n not in clashing]
+
+        ports = tuple(p for _, p in chosen)
+        if len(ports) == len(self._last_ports) and \
+                all(a is b for a, b in zip(ports, self._last_ports)):
+            ports = self._last_ports
+        try:
+            view = model.HostView(ports=ports, groups=sg.groups, members=sg.members,
+                                  uplinks=tuple(uplinks))
+        except model.ValidationError:
+            view, chosen = self._one_by_one(chosen, sg, uplinks, problems)
+            ports = view.ports
+        self._last_ports = ports
+        return Built(view, problems, dict(chosen), tuple(uplinks))
+
+    @staticmethod
+    def _one_by_one(chosen, sg, uplinks, problems):
+        """A problem the checks above missed: keep each port that still leaves a
+        valid view, so one bad port never closes the others."""
+        kept = []
+        for iface_name, port in chosen:
+            try:
+                model.HostView(ports=tuple(p for _, p in kept) + (port,), groups=sg.groups,
+                               members=sg.members, uplinks=tuple(uplinks))
+                kept.append((iface_name, port))
+            except model.ValidationError as e:
+                problems[iface_name] = str(e)
+        view = model.HostView(ports=tuple(p for _, p in kept), groups=sg.groups,
+                              members=sg.members, uplinks=tuple(uplinks))
+        return view, kept
+
+
+def _group_problem(port: model.Port, groups: dict) -> str | None:
+    kinds = set()
+    for gid in port.effective_groups:
+        group = groups.get(gid)
+        if group is None:
+            if gid == model.DEFAULT_GROUP:
+                kinds.add(True)
+                continue
+            return f"security group {gid!r} does not exist"
+        kinds.add(group.stateful)
+    if len(kinds) > 1:
+        return "mixes stateful and stateless groups"
+    return None

@@ -1,0 +1,296 @@
+"""The agent's one worker thread: the only thread that sends to the switch.
+
+Every change (a row in either database, a switch (re)connecting, a port status)
+only sets an event; the worker wakes, reads a snapshot of both databases,
+builds the HostView, lets the incremental compiler compute the flow mods, and
+sends them as one atomic bundle.  Changes that arrive while it works coalesce
+into the next round.  Nothing polls: the worker sleeps until kicked (after a
+failure it retries on a timer, backing off to 5 s).
+
+Round, in order:
+ 1. interfaces that are not (or not yet) enforced get OFPPC_NO_FWD, so NORMAL
+    sends them nothing (classify already drops what they send);
+ 2. flows: on a new switch connection (agent start, ovs-vswitchd restart) read
+    back what is installed and send only the difference; otherwise the
+    compiler's incremental diff; either way one bundle, all or nothing;
+ 3. targeted conntrack flushes (revoke.py);
+ 4. enforced ports get OFPPC_NO_FWD cleared;
+ 5. database writes: bind local ports to this host (unbind those that left),
+    create/update rows declared by tags, VLAN tag of the OVS Port.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import threading
+import time
+from collections import deque
+
+from sg_ofctl.agent import revoke, status as status_mod, tags
+from sg_ofctl.agent.view import ViewBuilder
+from sg_ofctl.compiler import Compiler
+
+LOG = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Worker(threading.Thread):
+    def __init__(self, *, app, local, sgdb, host: str, bridge: str, status_path,
+                 db_remotes: str = ""):
+        super().__init__(name="sg-ofctl-worker", daemon=True)
+        self.app, self.local, self.sgdb = app, local, sgdb
+        self.host, self.bridge, self.status_path = host, bridge, status_path
+        self.db_remotes = db_remotes
+        self._kick = threading.Event()
+        self._stopping = threading.Event()
+        self.stopped = threading.Event()
+        self.compiler = Compiler()
+        self.builder = ViewBuilder()
+        self.conn = None
+        self.need_full = True
+        self.installed_view = None
+        self.port_config: dict | None = None   # ofport -> (hw_addr, config)
+        self._ifaces_seen = None
+        self._logged: set = set()
+        self.errors: deque = deque(maxlen=20)
+        self.stats = {"syncs": 0, "flow_mods_total": 0, "bundles": 0, "ct_flushes": 0,
+                      "last_sync": None, "last_sync_seconds": None, "last_flow_mods": 0,
+                      "first_sync_flow_mods": None, "full_syncs": 0}
+        self._last = {"problems": {}, "ports": [], "uplinks": []}
+
+    # -- control --------------------------------------------------------------------------
+    def kick(self, why: str = "") -> None:
+        if why == "port-status":
+            self.port_config = None
+        self._kick.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._kick.set()
+
+    def run(self) -> None:
+        delay = None
+        try:
+            while not self._stopping.is_set():
+                self._kick.wait(delay)
+                if self._stopping.is_set():
+                    break
+                self._kick.clear()
+                try:
+                    self.sync()
+                    delay = None
+                except Exception as e:  # log, keep going, retry later
+                    LOG.exception("sync failed")
+                    self._error(f"sync failed: {type(e).__name__}: {e}")
+                    delay = min(5.0, (delay or 0.1) * 2)
+                self._write_status()
+        except Exception:
+            LOG.exception("the worker loop itself failed")
+        finally:
+            self._write_status("stopped")
+            self.stopped.set()
+
+    def _error(self, text: str) -> None:
+        self.errors.append({"time": _now(), "error": text})
+
+    def _log_once(self, key, level, msg, *args) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            LOG.log(level, msg, *args)
+
+    # -- one round ------------------------------------------------------------------------
+    def sync(self) -> None:
+        start = time.monotonic()
+        local = self.local.snapshot()
+        if not local.bridge_found:
+            self._log_once(("no-bridge",), logging.ERROR, "bridge %s not found", self.bridge)
+            return
+        conn = self._connection(local.datapath_id)
+        sg = self.sgdb.snapshot()
+        built = self.builder.build(local, sg)
+        for iface, reason in built.problems.items():
+            self._log_once(("problem", iface, reason), logging.WARNING,
+                           "interface %s stays fail-closed: %s", iface, reason)
+        flow_mods = 0
+        if conn is not None:
+            ifaces = tuple((i.name, i.ofport) for i in local.interfaces)
+            if self.port_config is None or ifaces != self._ifaces_seen:
+                self.port_config = conn.port_descs()
+                self._ifaces_seen = ifaces
+            closed = [i for i in local.interfaces
+                      if i.iface_id and i.name not in built.ports_by_iface]
+            for iface in closed:
+                self._no_forward(conn, iface.ofport, True)
+            flow_mods = self._flows(conn, built.view)
+            for flush in revoke.flushes(self.installed_view, built.view):
+                conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
+                self.stats["ct_flushes"] += 1
+            self.installed_view = built.view
+            for iface in local.interfaces:
+                if iface.name in built.ports_by_iface:
+                    self._no_forward(conn, iface.ofport, False)
+        self._database_writes(local, sg, built)
+        self.stats["syncs"] += 1
+        self.stats["last_sync"] = _now()
+        self.stats["last_sync_seconds"] = round(time.monotonic() - start, 4)
+        self._last = {"problems": built.problems, "uplinks": list(built.uplinks),
+                      "ports": self._port_rows(local, sg, built)}
+        if conn is not None:
+            self.stats["last_flow_mods"] = flow_mods
+            if self.stats["first_sync_flow_mods"] is None:
+                self.stats["first_sync_flow_mods"] = flow_mods
+
+    def _connection(self, dpid):
+        conns = self.app.connections
+        conn = conns.get(dpid) if dpid is not None else None
+        if conn is None and dpid is None and len(conns) == 1:
+            conn = next(iter(conns.values()))
+        if conn is not None and conn.closed:
+            conn = None
+        if conn is not self.conn:
+            self.conn, self.need_full, self.port_config = conn, True, None
+            self.installed_view = None
+            if conn is not None:
+                LOG.info("switch connected: reading back its flows")
+        return conn
+
+    def _flows(self, conn, view) -> int:
+        if self.need_full:
+            self.compiler = Compiler()
+            try:
+                self.compiler.update(view)
+                change = conn.install_full(self.compiler.flows.values())
+            except Exception:
+                self.compiler = Compiler()
+                raise
+            self.need_full = False
+            self.stats["full_syncs"] += 1
+            LOG.info("full sync: %d flows wanted; sent %d adds, %d modifies, %d deletes",
+                     len(self.compiler.flows), len(change.add), len(change.modify),
+                     len(change.delete))
+        else:
+            try:
+                change = self.compiler.update(view)
+                conn.apply(change)
+            except Exception:
+                self.need_full = True   # compiler and switch may differ: read back next time
+                raise
+        if change:
+            self.stats["bundles"] += 1
+        self.stats["flow_mods_total"] += len(change)
+        return len(change)
+
+    def _no_forward(self, conn, ofport: int, on: bool) -> None:
+        from os_ken.ofproto import ofproto_v1_3 as ofp
+        desc = self.port_config.get(ofport)
+        if desc is None:
+            self.port_config = conn.port_descs()
+            desc = self.port_config.get(ofport)
+            if desc is None:
+                return   # not on the switch (yet): a port status will wake us
+        hw_addr, config = desc
+        if bool(config & ofp.OFPPC_NO_FWD) == on:
+            return
+        conn.set_port_no_forward(ofport, hw_addr, on)
+        self.port_config[ofport] = (hw_addr, config ^ ofp.OFPPC_NO_FWD)
+        LOG.info("port %s: forwarding %s", ofport, "blocked" if on else "opened")
+
+    # -- database writes ------------------------------------------------------------------
+    def _database_writes(self, local, sg, built) -> None:
+        to_bind, problems = [], built.problems
+        for iface in local.interfaces:
+            name = iface.iface_id
+            if name is None:
+                continue
+            rec = sg.ports.get(name)
+            decl = None
+            if rec is None or rec.external_ids.get(tags.CREATED_BY):
+                # The database row wins: tags matter only for rows they create.
+                try:
+                    decl = tags.declared(iface.name, iface.external_ids, sg.group_ids)
+                except tags.TagError as e:
+                    if rec is None:
+                        problems[iface.name] = str(e)
+                    self._log_once(("tag", str(e)), logging.ERROR, "%s; %s", e,
+                                   "the port stays fail-closed" if rec is None else
+                                   "the port keeps its previous tags")
+            try:
+                if rec is None and decl is not None:
+                    LOG.info("creating port %s from the tags of interface %s", name, iface.name)
+                    self.sgdb.create_declared(decl, self.host)
+                    continue
+                if rec is None:
+                    continue
+                if decl is not None and rec.external_ids.get(tags.CREATED_BY) and \
+                        rec.external_ids.get(tags.TAGS_APPLIED) != decl.text():
+                    LOG.info("updating port %s from the changed tags of %s", name, iface.name)
+                    self.sgdb.update_declared(decl)
+                if rec.host != self.host:
+                    to_bind.append(name)
+                port = built.ports_by_iface.get(iface.name)
+                if port is not None:
+                    want = port.network or None
+                    if iface.vlan_tag != want:
+                        self.local.set_vlan_tag(iface.port_name, want)
+            except Exception as e:
+                self._error(f"port {name}: {type(e).__name__}: {e}")
+                LOG.exception("database write for port %s", name)
+        gone = [r for r in sg.ports.values()
+                if r.host == self.host and r.name not in local.present_ids]
+        try:
+            if to_bind:
+                LOG.info("binding %d port(s) to %s", len(to_bind), self.host)
+                self.sgdb.bind(to_bind, self.host)
+            for rec in gone:
+                if rec.external_ids.get(tags.CREATED_BY) == self.host:
+                    LOG.info("port %s left this host: deleting the row its tags created",
+                             rec.name)
+                    self.sgdb.delete(rec.name)
+            unbind = [r.name for r in gone if r.external_ids.get(tags.CREATED_BY) != self.host]
+            if unbind:
+                LOG.info("unbinding %d port(s) that left this host", len(unbind))
+                self.sgdb.bind(unbind, "")
+        except Exception as e:
+            self._error(f"binding: {type(e).__name__}: {e}")
+            LOG.exception("binding ports")
+
+    # -- status ---------------------------------------------------------------------------
+    def _port_rows(self, local, sg, built) -> list:
+        names = {g.id: g.name or g.id for g in sg.groups.values()}
+        rows = []
+        for iface in local.interfaces:
+            if iface.iface_id is None:
+                continue
+            port = built.ports_by_iface.get(iface.name)
+            rows.append({
+                "interface": iface.name, "port": iface.iface_id, "ofport": iface.ofport,
+                "state": "enforced" if port is not None else "fail-closed",
+                "groups": [names.get(g, g) for g in port.effective_groups] if port else [],
+                "ips": list(port.addresses()) if port else [],
+                "reason": built.problems.get(iface.name)})
+        return rows
+
+    def status(self, state: str = "running") -> dict:
+        conn = self.conn
+        return {
+            "state": state, "pid": os.getpid(), "host": self.host, "bridge": self.bridge,
+            "written": time.time(),
+            "switch": {"connected": conn is not None and not conn.closed,
+                       "datapath_id": f"{conn.datapath.id:016x}" if conn is not None else None},
+            "local_ovsdb": {"connected": self.local.connected(), "remote": self.local.remote},
+            "sg_database": {"connected": self.sgdb.connected(), "remotes": self.db_remotes},
+            "flows": len(self.compiler.flows),
+            "ports": self._last["ports"], "uplinks": self._last["uplinks"],
+            "errors": list(self.errors) + [{"error": e} for e in self.sgdb.errors.values()],
+            **self.stats,
+        }
+
+    def _write_status(self, state: str = "running") -> None:
+        try:
+            status_mod.write(self.status_path, self.status(state))
+        except Exception:
+            LOG.exception("writing the status file")

@@ -1,0 +1,107 @@
+"""`sg-ofctl agent --bridge BR` (the per-hypervisor agent) and `sg-ofctl status`
+(what a running agent last reported)."""
+from __future__ import annotations
+
+import os
+
+from sg_ofctl.cli import common
+
+
+def register(sub) -> None:
+    agent = sub.add_parser(
+        "agent", help="run the agent of this hypervisor (OpenFlow controller)",
+        description="Enforce the security groups of the bridge's ports: an os-ken "
+                    "OpenFlow controller fed by the local Open_vSwitch database and the "
+                    "security-group database (docs/AGENT.md).")
+    agent.add_argument("--bridge", required=True, help="integration bridge")
+    agent.add_argument("--ovs-db", default=os.environ.get("SG_OFCTL_OVS_DB",
+                                                          "unix:/var/run/openvswitch/db.sock"),
+                       help="the local Open_vSwitch database (default "
+                            "unix:/var/run/openvswitch/db.sock)")
+    agent.add_argument("--listen", default="127.0.0.1:6653", metavar="ADDR:PORT",
+                       help="OpenFlow listen address; the bridge's controller is set to it")
+    agent.add_argument("--first-table", type=int, default=0, metavar="N",
+                       help="first OpenFlow table of the pipeline (default 0)")
+    agent.add_argument("--host", default="", help="this host's name in port bindings "
+                       "(default: the hostname)")
+    agent.add_argument("--run-dir", help="where the status file goes (default "
+                       "$SG_OFCTL_RUN_DIR, /run/sg-ofctl for root)")
+    agent.add_argument("--datapath-type", help="datapath_type if the agent creates the "
+                       "bridge (e.g. netdev)")
+    agent.add_argument("--log-file", help="log here instead of stderr")
+    agent.add_argument("--log-level", default="INFO")
+    agent.set_defaults(func=_agent)
+
+    status = sub.add_parser("status", parents=[common.output_parent()],
+                            help="what the agent of a bridge last reported")
+    status.add_argument("--bridge", default=None,
+                        help="the agent's bridge (default: the only status file)")
+    status.add_argument("--run-dir", help="the agent's --run-dir")
+    status.add_argument("--ports", action="store_true", help="list the local ports")
+    status.set_defaults(func=_status)
+
+
+def _agent(args):
+    import logging
+    import sys
+    from pathlib import Path
+    from sg_ofctl.agent import main as agent_main
+    handler = logging.FileHandler(args.log_file) if args.log_file \
+        else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(args.log_level.upper())
+    config = agent_main.AgentConfig(
+        bridge=args.bridge, db=common.remotes(args), ovs_db=args.ovs_db,
+        listen=args.listen, first_table=args.first_table, host=args.host,
+        run_dir=Path(args.run_dir) if args.run_dir else None,
+        datapath_type=args.datapath_type, timeout=args.timeout)
+    return agent_main.run(config)
+
+
+def _status(args):
+    from pathlib import Path
+    from sg_ofctl import errors
+    from sg_ofctl.agent import status as status_mod
+    run_dir = Path(args.run_dir) if args.run_dir else status_mod.default_run_dir()
+    if args.bridge:
+        path = status_mod.status_path(run_dir, args.bridge)
+    else:
+        found = sorted(run_dir.glob("agent-*.json"))
+        if len(found) != 1:
+            raise errors.UserError(f"run_dir={str(run_dir)!r}: {len(found)} agent status "
+                                   "files; name the agent with --bridge")
+        path = found[0]
+    if not path.exists():
+        raise errors.NotFound(f"bridge={args.bridge!r}: no agent status in {run_dir}")
+    data = status_mod.read(path)
+    if args.ports:
+        common.emit_list(args, ["Interface", "Port", "Ofport", "State", "Groups", "IPs",
+                                "Reason"],
+                         [[p["interface"], p["port"], p["ofport"], p["state"], p["groups"],
+                           p["ips"], p["reason"] or ""] for p in data["ports"]])
+        return 0 if data["running"] else 3
+    if args.format in ("json", "yaml"):
+        common.emit_one(args, data)
+    else:
+        enforced = sum(p["state"] == "enforced" for p in data["ports"])
+        common.emit_one(args, {
+            "agent": "running" if data["running"] else "not running",
+            "pid": data["pid"], "host": data["host"], "bridge": data["bridge"],
+            "switch": "connected" if data["switch"]["connected"] else "disconnected",
+            "local ovsdb": "connected" if data["local_ovsdb"]["connected"] else "disconnected",
+            "sg database": "connected" if data["sg_database"]["connected"]
+            else "disconnected",
+            "ports": f"{enforced} enforced, {len(data['ports']) - enforced} fail-closed",
+            "port groups": [f"{p['port']}: {','.join(p['groups']) or '-'}"
+                            for p in data["ports"]],
+            "uplinks": data["uplinks"], "flows": data["flows"],
+            "last sync": data["last_sync"], "syncs": data["syncs"],
+            "flow mods sent": data["flow_mods_total"],
+            "errors": [e["error"] for e in data["errors"]] +
+                      [f"{p['interface']}: {p['reason']}" for p in data["ports"]
+                       if p["reason"]],
+        })
+    return 0 if data["running"] else 3
