@@ -1,6 +1,9 @@
-"""Tiny traffic tools run inside a VM namespace (no nc/scapy needed).
+"""Tiny traffic tools run inside a VM namespace (no nc/scapy needed; standard
+library only, so any python3 runs it: `python3 PATH/nethelper.py ...`).
 
-    nethelper.py serve PROTO PORT       echo server (tcp or udp); prints "ready"
+    nethelper.py serve PROTO PORT...    echo servers (tcp or udp); prints "ready"
+    nethelper.py probe SPEC...          SPEC = tcp:HOST:PORT, udp:HOST:PORT or ping:HOST,
+                                         all at once; prints {"SPEC": true|false, ...}
     nethelper.py send PROTO HOST PORT [--src IP] [--timeout S]
                                          exit 0 if the echo came back, 1 if not
     nethelper.py session HOST PORT      one TCP connection; a line on stdin -> "ok"/"fail"
@@ -10,6 +13,7 @@
                                          one ICMP echo (raw socket; no ping binary)
 """
 import argparse
+import json
 import os
 import socket
 import struct
@@ -26,13 +30,13 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xffff
 
 
-def ping(host: str, src: str | None, timeout: float) -> int:
+def ping(host: str, src: str | None, timeout: float, seq: int = 1) -> int:
     v6 = ":" in host
     sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW,
                          socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
     if src:
         sock.bind((src, 0))
-    ident, seq = os.getpid() & 0xffff, 1
+    ident = os.getpid() & 0xffff
     payload = b"sg-ofctl-ping"
     request, reply = (128, 129) if v6 else (8, 0)
     head = struct.pack("!BBHHH", request, 0, 0, ident, seq)
@@ -54,15 +58,24 @@ def ping(host: str, src: str | None, timeout: float) -> int:
     return 1
 
 
-def serve(proto: str, port: int) -> None:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET6, kind)  # dual stack: IPv4 and IPv6 clients
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    sock.bind(("::", port))
-    if proto == "tcp":
-        sock.listen(16)
+def serve(proto: str, ports) -> None:
+    socks = []
+    for port in ports:
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        sock = socket.socket(socket.AF_INET6, kind)  # dual stack: IPv4 and IPv6 clients
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+        if proto == "tcp":
+            sock.listen(16)
+        socks.append(sock)
+    for sock in socks[1:]:
+        threading.Thread(target=_serve_one, args=(proto, sock), daemon=True).start()
     print("ready", flush=True)
+    _serve_one(proto, socks[0])
+
+
+def _serve_one(proto: str, sock) -> None:
     while True:
         if proto == "udp":
             data, peer = sock.recvfrom(2048)
@@ -147,12 +160,36 @@ def frames(hexes) -> int:
     return 0
 
 
+def probe(specs, timeout: float) -> int:
+    """Every probe at once, one thread each; prints one JSON object."""
+    results: dict[str, bool] = {}
+
+    def one(index: int, spec: str) -> None:
+        kind, _, rest = spec.partition(":")
+        if kind == "ping":
+            results[spec] = ping(rest, None, timeout, seq=index + 1) == 0
+        else:
+            host, _, port = rest.rpartition(":")
+            results[spec] = send(kind, host.strip("[]"), int(port), None, timeout) == 0
+
+    threads = [threading.Thread(target=one, args=(i, spec)) for i, spec in enumerate(specs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps(results), flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
     s.add_argument("proto", choices=("tcp", "udp"))
-    s.add_argument("port", type=int)
+    s.add_argument("port", type=int, nargs="+")
+    pr = sub.add_parser("probe")
+    pr.add_argument("spec", nargs="+")
+    pr.add_argument("--timeout", type=float, default=1.0)
     c = sub.add_parser("send")
     c.add_argument("proto", choices=("tcp", "udp"))
     c.add_argument("host")
@@ -178,6 +215,8 @@ def main() -> int:
         return session(args.host, args.port, args.timeout)
     if args.cmd == "ping":
         return ping(args.host, args.src, args.timeout)
+    if args.cmd == "probe":
+        return probe(args.spec, args.timeout)
     if args.cmd == "serve":
         serve(args.proto, args.port)
         return 0
