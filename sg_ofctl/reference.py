@@ -142,13 +142,14 @@ class Reference:
         passed, commits, why = self._filter(port, "egress", pkt, conn, revoked)
         if not passed:
             return Outcome("drop", commits=commits, reason=why)
-        return self._deliver(pkt, port.network, conn, revoked, commits)
+        return self._deliver(pkt, port.network, conn, revoked, commits, why)
 
     # -- forwarding and ingress -----------------------------------------------------
-    def _deliver(self, pkt, network, conn, revoked, commits) -> Outcome:
+    def _deliver(self, pkt, network, conn, revoked, commits, why="") -> Outcome:
         dst = self._filtered_port(network, pkt.eth_dst)
         if dst is None:
-            return Outcome("normal", commits=commits, reason="not for a filtered local port")
+            return Outcome("normal", commits=commits,
+                           reason=why or "not for a filtered local port")
         if pkt.eth_type == "arp":
             return Outcome("output", dst.ofport, commits, "ARP always reaches a port")
         version = 4 if pkt.eth_type == "ipv4" else 6 if pkt.eth_type == "ipv6" else None
@@ -193,10 +194,12 @@ class Reference:
         for group in self.view.groups_of(port):
             for rule in group.rules:
                 if rule.direction == direction and self.rule_matches(rule, direction, pkt):
+                    named = f"rule {rule.id}" + (f" ({rule.description})"
+                                                 if rule.description else "")
                     if rule.action == "deny" and deny is None:
-                        deny = f"denied by rule {rule.id} of group {group.display_name}"
+                        deny = f"denied by {named} of group {group.display_name}"
                     elif rule.action == "allow" and allow is None:
-                        allow = f"allowed by rule {rule.id} of group {group.display_name}"
+                        allow = f"allowed by {named} of group {group.display_name}"
         if deny:
             return False, deny
         if allow:

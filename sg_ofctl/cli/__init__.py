@@ -28,6 +28,7 @@ COMMAND_MODULES = {
     "export": "sg_ofctl.cli.declarative",
     "agent": "sg_ofctl.cli.agent",
     "status": "sg_ofctl.cli.agent",
+    "explain": "sg_ofctl.cli.explain",
 }
 _GLOBAL_WITH_VALUE = ("--db", "--state-dir", "--timeout")
 
