@@ -95,16 +95,15 @@ class Expectation:
         self.rules = {r.id: (r, g) for g in view.groups.values() for r in g.rules}
 
     def _names(self, text: str) -> str:
-        # Group ids -> names in remote groups ("default" and names are the same here).
-        def rule_text(m):
-            rule, group = self.rules.get(m.group(1), (None, None))
-            if rule is None:
-                return m.group(0)
-            rule = dataclasses.replace(rule, remote_group_id=(
-                self.view.groups[rule.remote_group_id].display_name
-                if rule.remote_group_id in self.view.groups else rule.remote_group_id))
-            return describe_rule(rule, group.display_name)
-        return re.sub(r"rule (\S+) of group \S+", rule_text, text)
+        """'allowed by rule <uuid> ... of group web' -> 'allowed by web: ingress tcp/80'."""
+        m = re.search(r"\brule (\S+)", text)
+        if not m or m.group(1) not in self.rules:
+            return text
+        rule, group = self.rules[m.group(1)]
+        remote = rule.remote_group_id
+        if remote in self.view.groups:     # group ids -> names
+            rule = dataclasses.replace(rule, remote_group_id=self.view.groups[remote].display_name)
+        return f"{text[:m.start()]}{describe_rule(rule, group.display_name)}"
 
     def _groups(self, port: Port) -> str:
         return ",".join(g.display_name for g in self.view.groups_of(port))
