@@ -126,3 +126,6 @@ class SgTwoHypervisors(Topo):
 
 
 topos = {"sg-single": SgSingle, "sg-two-hv": SgTwoHypervisors}
+# `mn --custom mininet/sg_topos.py --switch sgovs --host sghost ...` for your own topologies.
+switches = {"sgovs": SgSwitch}
+hosts = {"sghost": SgHost}

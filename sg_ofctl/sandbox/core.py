@@ -333,6 +333,7 @@ class Sandbox:
             if ns.startswith(self.prefix + "-") and ns not in known:
                 self.ledger.data.setdefault("namespaces", []).append(ns)
         left = self.ledger.undo(log=self.say)
+        self.ledger = Ledger(self.dir)          # empty: the next start records anew
         if not quiet:
             self.step("stopped: every process, namespace and file of the sandbox is gone"
                       if not left else "stopped, but some things remain (see above)")
