@@ -25,15 +25,15 @@ from mininet.node import Host, OVSSwitch
 from mininet.topo import Topo
 
 # name: (MAC, IPv4 address, security groups) - the VMs of examples/three-tier.yaml
-HOSTS = {
+SG_VMS = {
     "bastion": ("fa:16:3e:00:01:01", "10.0.1.10", ("ssh-bastion",)),
     "web1": ("fa:16:3e:00:02:01", "10.0.2.11", ("web",)),
     "web2": ("fa:16:3e:00:02:02", "10.0.2.12", ("web",)),
     "db1": ("fa:16:3e:00:03:01", "10.0.3.21", ("db",)),
     "monitor": ("fa:16:3e:00:04:01", "10.0.4.5", ()),        # no group: `default`
 }
-PREFIX_LEN = 16          # every address on one link: 10.0.0.0/16
-OF_PORT = 6653           # the first agent's OpenFlow port; the next switch's is +1
+SG_PREFIX_LEN = 16          # every address on one link: 10.0.0.0/16
+SG_OF_PORT = 6653           # the first agent's OpenFlow port; the next switch's is +1
 
 
 class SgHost(Host):
@@ -94,16 +94,16 @@ def tags_of(host):
 
 
 def add_vm(topo, name):
-    mac, ip, groups = HOSTS[name]
-    return topo.addHost(name, cls=SgHost, mac=mac, ip="%s/%d" % (ip, PREFIX_LEN),
+    mac, ip, groups = SG_VMS[name]
+    return topo.addHost(name, cls=SgHost, mac=mac, ip="%s/%d" % (ip, SG_PREFIX_LEN),
                         groups=groups, port="%s-eth0" % name)
 
 
 class SgSingle(Topo):
     """One hypervisor: s1 and the five VMs."""
 
-    def build(self, hosts=tuple(HOSTS)):
-        s1 = self.addSwitch("s1", cls=SgSwitch, agent_port=OF_PORT)
+    def build(self, hosts=tuple(SG_VMS)):
+        s1 = self.addSwitch("s1", cls=SgSwitch, agent_port=SG_OF_PORT)
         for name in hosts:
             self.addLink(add_vm(self, name), s1)
 
@@ -118,7 +118,7 @@ class SgTwoHypervisors(Topo):
     def build(self):
         switches = []
         for i, (sw, names) in enumerate(sorted(self.PLACEMENT.items())):
-            switch = self.addSwitch(sw, cls=SgSwitch, agent_port=OF_PORT + i)
+            switch = self.addSwitch(sw, cls=SgSwitch, agent_port=SG_OF_PORT + i)
             switches.append(switch)
             for name in names:
                 self.addLink(add_vm(self, name), switch)

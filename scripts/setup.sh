@@ -3,7 +3,7 @@
 # Debian packages (Open vSwitch, iproute2, ...) and a venv with the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEB_PACKAGES="openvswitch-switch openvswitch-common iproute2 ethtool iperf3 iputils-ping procps mininet"
+DEB_PACKAGES="openvswitch-switch openvswitch-common iproute2 ethtool iperf3 iputils-ping procps mininet python3-venv"
 missing=""
 for pkg in $DEB_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
