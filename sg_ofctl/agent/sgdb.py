@@ -126,6 +126,11 @@ class SgDatabase:
         if all_dirty:
             dirty_groups = set(self._groups) | set(t[GROUP].rows)
             dirty_ports = set(self._ports) | set(t[PORT].rows)
+        else:
+            # After a reconnect python-ovs refills its tables without notifying
+            # the rows that vanished meanwhile: compare the row sets themselves.
+            dirty_groups |= (set(self._groups) | set(self._group_errors)) ^ set(t[GROUP].rows)
+            dirty_ports |= set(self._ports) ^ set(t[PORT].rows)
         if not dirty_groups and not dirty_ports and self._state is not None:
             return self._state
         groups_changed = bool(dirty_groups)
