@@ -69,8 +69,8 @@ def describe_rule(rule: Rule, group_name: str) -> str:
     if rule.ethertype != "IPv4":
         words.append(rule.ethertype)
     proto = str(rule.protocol) if rule.protocol is not None else "any"
-    if rule.port_range:
-        low, high = rule.port_range
+    if rule.port_range_min is not None and rule.icmp_type_code == (None, None):
+        low, high = rule.port_range_min, rule.port_range_max
         proto += f"/{low}" if low == high else f"/{low}-{high}"
     icmp_type, icmp_code = rule.icmp_type_code
     if icmp_type is not None:
@@ -86,11 +86,23 @@ def describe_rule(rule: Rule, group_name: str) -> str:
     return " ".join(w for w in words if w)
 
 
+def _specificity(rule: Rule) -> tuple:
+    """Narrower rules sort first: a remote, a protocol, fewer ports."""
+    ports = (rule.port_range[1] - rule.port_range[0]) if rule.port_range else 65536
+    remote = 0 if rule.remote_group_id else 1 if rule.remote_net is not None else 2
+    return (remote, rule.ip_proto is None, ports, rule.id)
+
+
 class Expectation:
     """Expected verdicts from the reference evaluator, with readable reasons."""
 
     def __init__(self, view: HostView):
-        self.view = view
+        # Allow and deny do not depend on the order of rules, but the reason names
+        # the first rule that matches: most specific first, so it names the rule
+        # that was written for this traffic (and the same one every time).
+        groups = {gid: dataclasses.replace(g, rules=tuple(sorted(g.rules, key=_specificity)))
+                  for gid, g in view.groups.items()}
+        self.view = view = dataclasses.replace(view, groups=groups)
         self.ref = Reference(view)
         self.rules = {r.id: (r, g) for g in view.groups.values() for r in g.rules}
 
