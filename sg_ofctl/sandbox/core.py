@@ -379,11 +379,14 @@ export OVS_RUNDIR={self.ovs.rundir} OVS_LOGDIR={self.ovs.rundir} OVS_DBDIR={self
 # vm NAME [COMMAND...]: a shell (or a command) inside a VM
 vm() {{ local n=$1; shift; ip netns exec {self.prefix}-$n "${{@:-bash}}"; }}
 # probe NAME SPEC...: SPEC = tcp:IP:PORT or ping:IP, from VM NAME
-probe() {{ local n=$1; shift; ip netns exec {self.prefix}-$n {sys.executable} {helper} probe "$@"; }}
+probe() {{ local n=$1; shift; ip netns exec {self.prefix}-$n {sys.executable} {helper} \\
+  probe "$@"; }}
 """)
 
     def cheat_sheet(self) -> str:
         d, ns = self.dir, self.hv_ns
+        trace = ("in_port=vm-web-1,tcp,dl_src=fa:16:3e:00:02:01,dl_dst=fa:16:3e:00:03:01,"
+                 "nw_src=10.0.2.11,nw_dst=10.0.3.21,tp_dst=5432")
         return f"""\
 The sandbox is running. Try it (as root, in a shell):
 
@@ -392,6 +395,7 @@ The sandbox is running. Try it (as root, in a shell):
   sg-ofctl group list
   sg-ofctl rule list db
   sg-ofctl port list
+  sg-ofctl explain --from monitor-eth0 --to db-1-eth0 --protocol tcp --dst-port 5432
   sg-ofctl rule create web --protocol tcp --dst-port 25 --remote-group db   # a change...
   {REPO}/sg-ofctl-sandbox matrix    # ...and the matrix again
   sg-ofctl apply {EXAMPLE}   # back to the file
@@ -402,7 +406,7 @@ The sandbox is running. Try it (as root, in a shell):
   ovs-ofctl -O OpenFlow13 --names dump-flows {BRIDGE}         # tables by name
   ovs-ofctl -O OpenFlow13 --names dump-flows {BRIDGE} table=ingress_rules
   ovs-appctl dpctl/dump-conntrack                      # userspace conntrack
-  ovs-appctl ofproto/trace {BRIDGE} in_port=vm-web-1,tcp,dl_src=fa:16:3e:00:02:01,dl_dst=fa:16:3e:00:03:01,nw_src=10.0.2.11,nw_dst=10.0.3.21,tp_dst=5432
+  ovs-appctl ofproto/trace {BRIDGE} {trace}
 
 Logs: {d}/agent.log, {d}/ovs/ovs-vswitchd.log, {d}/sgdb/ovsdb-server.log
 Namespaces: {ns} (ovs-vswitchd, agent), {self.prefix}-NAME (the VMs)
