@@ -73,8 +73,10 @@ def test_sandbox_start_matrix_change_restart_stop(tmp_path):
 
 def test_sandbox_refuses_clearly_without_root():
     if os.geteuid() == 0:
+        # The script on stdin: the checkout may not be readable by another user.
         proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                               str(SCRIPT)], capture_output=True, text=True, timeout=30)
+                               "bash", "-s"], input=SCRIPT.read_text(), capture_output=True,
+                              text=True, timeout=30, cwd="/")
     else:
         proc = sandbox()
     assert proc.returncode == 2
