@@ -1,0 +1,97 @@
+"""The agent's pure parts: instance tags, the view builder (one bad port never
+closes the others), conntrack flush choice, the status file."""
+import pytest
+
+from sg_ofctl import model
+from sg_ofctl.agent import revoke, status, tags
+from sg_ofctl.agent.local_ovs import LocalInterface, LocalState
+from sg_ofctl.agent.sgdb import PortRecord, SgState
+from sg_ofctl.agent.view import ViewBuilder
+
+GROUP_IDS = {"web": "g-web", "g-web": "g-web", "default": "default"}
+
+
+def test_tags_declare_a_port():
+    decl = tags.declared("tap1", {"iface-id": "p1", "attached-mac": "FA:16:3E:00:00:01",
+                                  "sg-ofctl-groups": "web, default",
+                                  "sg-ofctl-ips": "10.0.0.5,fd00::5"}, GROUP_IDS)
+    assert decl == tags.Declared("p1", "fa:16:3e:00:00:01", ("10.0.0.5", "fd00::5"),
+                                 ("web", "default"))
+    assert tags.declared("tap1", {"iface-id": "p1"}, GROUP_IDS) is None
+    assert tags.declared("tap1", {"sg-ofctl-ips": "10.0.0.5"}, GROUP_IDS) is None
+
+
+@pytest.mark.parametrize("ids,key,value", [
+    ({"sg-ofctl-groups": "web,nope", "sg-ofctl-ips": "10.0.0.5"}, "sg-ofctl-groups", "web,nope"),
+    ({"sg-ofctl-ips": "10.0.0.5,10.0.0.300"}, "sg-ofctl-ips", "10.0.0.5,10.0.0.300"),
+    ({"sg-ofctl-ips": ""}, "sg-ofctl-ips", ""),
+])
+def test_bad_tags_name_interface_key_and_value(ids, key, value):
+    with pytest.raises(tags.TagError) as err:
+        tags.declared("tap9", {"iface-id": "p9", "attached-mac": "fa:16:3e:00:00:09", **ids},
+                      GROUP_IDS)
+    text = str(err.value)
+    assert "tap9" in text and key in text and repr(value) in text
+
+
+def test_missing_mac_tag():
+    with pytest.raises(tags.TagError, match="attached-mac"):
+        tags.declared("tap9", {"iface-id": "p9", "sg-ofctl-ips": "10.0.0.9"}, GROUP_IDS)
+
+
+def _state(ports, groups=()):
+    groups = {g.id: g for g in (model.default_group(), *groups)}
+    recs = {p.id: PortRecord(p.id, p.id, p, None, "", {}) for p in ports}
+    members = {"default": model.MemberAddresses.parse(
+        [a for p in ports if not p.security_groups for a in p.addresses()])}
+    return SgState(groups, {g: g for g in groups}, recs, members)
+
+
+def _iface(name, ofport, iface_id=None):
+    return LocalInterface(name, name, ofport, {"iface-id": iface_id} if iface_id else {})
+
+
+def test_view_leaves_out_only_the_bad_ports():
+    ok = model.Port(id="ok", mac="fa:16:3e:00:00:01", fixed_ips=("10.0.0.1",))
+    clash1 = model.Port(id="c1", mac="fa:16:3e:00:00:02", fixed_ips=("10.0.0.2",))
+    clash2 = model.Port(id="c2", mac="fa:16:3e:00:00:02", fixed_ips=("10.0.0.3",))
+    nogroup = model.Port(id="ng", mac="fa:16:3e:00:00:04", fixed_ips=("10.0.0.4",),
+                         security_groups=("missing",))
+    local = LocalState(True, 1, (_iface("t1", 1, "ok"), _iface("t2", 2, "c1"),
+                                 _iface("t3", 3, "c2"), _iface("t4", 4, "ng"),
+                                 _iface("t5", 5, "unknown"), _iface("up", 6)))
+    built = ViewBuilder().build(local, _state([ok, clash1, clash2, nogroup]))
+    assert [p.id for p in built.view.ports] == ["ok"]
+    assert built.view.ports[0].ofport == 1 and built.view.uplinks == (6,)
+    assert set(built.problems) == {"t2", "t3", "t4", "t5"}
+    assert "missing" in built.problems["t4"] and "unknown" in built.problems["t5"]
+
+
+def test_view_reuses_unchanged_ports():
+    port = model.Port(id="ok", mac="fa:16:3e:00:00:01", fixed_ips=("10.0.0.1",))
+    builder, local, sg = ViewBuilder(), LocalState(True, 1, (_iface("t1", 1, "ok"),)), \
+        _state([port])
+    first = builder.build(local, sg).view
+    assert builder.build(local, sg).view.ports is first.ports
+
+
+def test_flush_only_for_ports_that_left():
+    a = model.Port(id="a", mac="fa:16:3e:00:00:01", fixed_ips=("10.0.0.1",), ofport=1,
+                   network=3)
+    b = model.Port(id="b", mac="fa:16:3e:00:00:02", fixed_ips=("10.0.0.2",), ofport=2)
+    groups = {"default": model.default_group()}
+    members = {"default": frozenset({"10.0.0.1", "10.0.0.2", "10.9.9.9"})}
+    old = model.HostView(ports=(a, b), groups=groups, members=members)
+    fewer_members = model.HostView(ports=(a, b), groups=groups,
+                                   members={"default": frozenset({"10.0.0.1", "10.0.0.2"})})
+    assert revoke.flushes(old, fewer_members) == []     # left to the ct_mark scheme
+    gone = model.HostView(ports=(b,), groups=groups, members=members)
+    assert revoke.flushes(old, gone) == [revoke.Flush(4, src="10.0.0.1"),
+                                         revoke.Flush(4, dst="10.0.0.1")]
+
+
+def test_status_file_round_trip(tmp_path):
+    path = status.status_path(tmp_path, "br-x")
+    status.write(path, {"state": "running", "pid": 1 << 22 + 1, "written": 0})
+    data = status.read(path)
+    assert data["running"] is False and data["age"] > 0
