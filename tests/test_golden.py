@@ -21,3 +21,7 @@ def test_golden_dump(path):
     assert got == expected, "".join(difflib.unified_diff(
         expected.splitlines(True), got.splitlines(True), "expected", "compiled", n=1))
     assert all(f"table={t.name}," in got for t in pipeline.TABLES)
+
+
+def test_golden_check_command_agrees():
+    assert golden.main(["--check"]) == 0
