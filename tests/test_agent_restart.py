@@ -115,3 +115,13 @@ def test_a_new_port_gets_nothing_before_its_flows_are_in(net):
     assert eventually(lambda: g.ping(a.ip, timeout=0.3), 3) and a.ping(g.ip)
     ports = {p["Name"]: p for p in json.loads(net.cli("port", "list", "-f", "json"))}
     assert ports["pg"]["Host"] == "hv-r"
+
+
+def test_the_network_becomes_the_vlan_tag_of_the_ovs_port(net):
+    a, g, tb = net.vms["a"], net.vms.get("g") or net.tb.vms["g"], net.tb
+    net.cli("port", "set", "pg", "--network", "7")
+    eventually(lambda: tb.vsctl("get", "Port", "vm-g", "tag") == "7", 5, what="tag 7")
+    assert not g.ping(a.ip, timeout=0.5)                # another network now
+    net.cli("port", "set", "pg", "--network", "0")
+    eventually(lambda: tb.vsctl("get", "Port", "vm-g", "tag") == "[]", 5, what="no tag")
+    assert eventually(lambda: g.ping(a.ip, timeout=0.3), 3)

@@ -128,6 +128,8 @@ class LocalOvs:
                    ("inactivity_probe", 10000)).execute(check_error=True)
         of_tables.name_tables(api, self.bridge, first_table)
 
-    def set_vlan_tag(self, port_name: str, tag: int | None) -> None:
-        self.api.db_set("Port", port_name, ("tag", [] if tag is None else tag)) \
-            .execute(check_error=True)
+    def set_vlan_tags(self, tags: dict) -> None:
+        """{OVS Port name: tag or None}, in one transaction."""
+        with self.api.transaction(check_error=True) as txn:
+            for port_name, tag in tags.items():
+                txn.add(self.api.db_set("Port", port_name, ("tag", [] if tag is None else tag)))

@@ -34,6 +34,18 @@ from sg_ofctl.compiler import Compiler
 LOG = logging.getLogger(__name__)
 
 
+def _release_memory() -> None:
+    """After a full sync (read-back + a bundle of every flow), hand the freed
+    heap back to the system: at 1,000 ports it is ~50 MB of RSS."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -169,6 +181,7 @@ class Worker(threading.Thread):
                 raise
             self.need_full = False
             self.stats["full_syncs"] += 1
+            _release_memory()
             LOG.info("full sync: %d flows wanted; sent %d adds, %d modifies, %d deletes",
                      len(self.compiler.flows), len(change.add), len(change.modify),
                      len(change.delete))
@@ -201,7 +214,7 @@ class Worker(threading.Thread):
 
     # -- database writes ------------------------------------------------------------------
     def _database_writes(self, local, sg, built) -> None:
-        to_bind, problems = [], built.problems
+        to_bind, problems, vlan_tags = [], built.problems, {}
         for iface in local.interfaces:
             name = iface.iface_id
             if name is None:
@@ -232,13 +245,18 @@ class Worker(threading.Thread):
                 if rec.host != self.host:
                     to_bind.append(name)
                 port = built.ports_by_iface.get(iface.name)
-                if port is not None:
-                    want = port.network or None
-                    if iface.vlan_tag != want:
-                        self.local.set_vlan_tag(iface.port_name, want)
+                if port is not None and iface.vlan_tag != (port.network or None):
+                    vlan_tags[iface.port_name] = port.network or None
             except Exception as e:
                 self._error(f"port {name}: {type(e).__name__}: {e}")
                 LOG.exception("database write for port %s", name)
+        if vlan_tags:
+            try:
+                LOG.info("setting the VLAN tag of %d port(s)", len(vlan_tags))
+                self.local.set_vlan_tags(vlan_tags)
+            except Exception as e:
+                self._error(f"VLAN tags: {type(e).__name__}: {e}")
+                LOG.exception("setting VLAN tags")
         gone = [r for r in sg.ports.values()
                 if r.host == self.host and r.name not in local.present_ids]
         try:
