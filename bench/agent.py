@@ -400,7 +400,7 @@ def main() -> None:
         bed.start_agent()
         convergence(bed, trials)
         restart_flow_mods(bed)
-        throughput(bed, 1 if args.quick else 3, 2 if args.quick else 4)
+        throughput(bed, 1 if args.quick else 5, 2 if args.quick else 3)
     finally:
         bed.close()
     if not args.quick:
