@@ -90,26 +90,33 @@ def run(config: AgentConfig) -> int:
     LOG.info("agent for bridge %s on host %s; OpenFlow on %s", config.bridge, host,
              config.listen)
     sgdb = SgDatabase(config.db, kick, timeout=config.timeout)
-    local = LocalOvs(config.ovs_db, config.bridge, kick, timeout=config.timeout)
-    app = start_os_ken(listen_host, listen_port, config.first_table)
-    worker = Worker(app=app, local=local, sgdb=sgdb, host=host, bridge=config.bridge,
-                    status_path=status_path, db_remotes=config.db)
-    kick_target.append(worker)
-    local.configure_bridge(controller, config.first_table, config.datapath_type)
-    worker.start()
-    worker.kick("start")
-    LOG.info("running; status in %s", status_path)
+    local = worker = None
+    status = 0
     try:
+        local = LocalOvs(config.ovs_db, config.bridge, kick, timeout=config.timeout)
+        app = start_os_ken(listen_host, listen_port, config.first_table)
+        worker = Worker(app=app, local=local, sgdb=sgdb, host=host, bridge=config.bridge,
+                        status_path=status_path, db_remotes=config.db)
+        kick_target.append(worker)
+        local.configure_bridge(controller, config.first_table, config.datapath_type)
+        worker.start()
+        worker.kick("start")
+        LOG.info("running; status in %s", status_path)
         while not stop.wait(3600):
             pass
+    except Exception:
+        LOG.exception("the agent failed")
+        status = 1
     finally:
-        worker.stop()
-        worker.stopped.wait(30)
-        for closer in (local.close, sgdb.close):
+        if worker is not None and worker.is_alive():
+            worker.stop()
+            worker.stopped.wait(30)
+        for closer in (local.close if local else None, sgdb.close):
             try:
-                closer()
+                if closer:
+                    closer()
             except Exception:
                 LOG.exception("closing a database connection")
         LOG.info("stopped")
         logging.shutdown()
-    os._exit(0)   # os-ken's hub threads do not stop on their own
+    os._exit(status)   # os-ken's hub threads do not stop on their own

@@ -67,6 +67,7 @@ class Worker(threading.Thread):
         self.installed_view = None
         self.port_config: dict | None = None   # ofport -> (hw_addr, config)
         self._ifaces_seen = None
+        self._ports_changed = False
         self._logged: set = set()
         self.errors: deque = deque(maxlen=20)
         self.stats = {"syncs": 0, "flow_mods_total": 0, "bundles": 0, "ct_flushes": 0,
@@ -76,8 +77,9 @@ class Worker(threading.Thread):
 
     # -- control --------------------------------------------------------------------------
     def kick(self, why: str = "") -> None:
+        """Wake the worker (any thread)."""
         if why == "port-status":
-            self.port_config = None
+            self._ports_changed = True
         self._kick.set()
 
     def stop(self) -> None:
@@ -130,7 +132,8 @@ class Worker(threading.Thread):
         flow_mods = 0
         if conn is not None:
             ifaces = tuple((i.name, i.ofport) for i in local.interfaces)
-            if self.port_config is None or ifaces != self._ifaces_seen:
+            ports_changed, self._ports_changed = self._ports_changed, False
+            if self.port_config is None or ifaces != self._ifaces_seen or ports_changed:
                 self.port_config = conn.port_descs()
                 self._ifaces_seen = ifaces
             closed = [i for i in local.interfaces
@@ -188,10 +191,14 @@ class Worker(threading.Thread):
         else:
             try:
                 change = self.compiler.update(view)
-                conn.apply(change)
+                result = conn.apply(change)
             except Exception:
                 self.need_full = True   # compiler and switch may differ: read back next time
                 raise
+            if change:
+                LOG.info("bundle: %d adds, %d modifies, %d deletes in %.1f ms",
+                         len(change.add), len(change.modify), len(change.delete),
+                         result.seconds * 1000)
         if change:
             self.stats["bundles"] += 1
         self.stats["flow_mods_total"] += len(change)
