@@ -125,3 +125,16 @@ def test_the_network_becomes_the_vlan_tag_of_the_ovs_port(net):
     net.cli("port", "set", "pg", "--network", "0")
     eventually(lambda: tb.vsctl("get", "Port", "vm-g", "tag") == "[]", 5, what="no tag")
     assert eventually(lambda: g.ping(a.ip, timeout=0.3), 3)
+
+
+def test_sigint_stops_cleanly_and_leaves_the_flows(net):
+    import signal
+    a, b, tb = net.vms["a"], net.vms["b"], net.tb
+    flows = sorted(tb.dump_flows())
+    net.proc.send_signal(signal.SIGINT)
+    assert net.proc.wait(timeout=15) == 0
+    net.proc = None
+    assert json.loads(net.status_file.read_text())["state"] == "stopped"
+    assert sorted(tb.dump_flows()) == flows and a.ping(b.ip)
+    net.start_agent()
+    assert net.wait_synced()["first_sync_flow_mods"] == 0
