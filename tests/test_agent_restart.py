@@ -138,3 +138,27 @@ def test_sigint_stops_cleanly_and_leaves_the_flows(net):
     assert sorted(tb.dump_flows()) == flows and a.ping(b.ip)
     net.start_agent()
     assert net.wait_synced()["first_sync_flow_mods"] == 0
+
+
+def test_sg_database_outage_is_reported_and_survived(net):
+    from sg_ofctl.ovsdb import server
+    a, b = net.vms["a"], net.vms["b"]
+    member = server.Member(__import__("pathlib").Path(net.db[len("unix:"):]).parent)
+    server.stop(member)
+    try:
+        eventually(lambda: not net.status()["sg_database"]["connected"], 10,
+                   what="the status shows the database down")
+        assert a.ping(b.ip)                    # enforcement goes on
+    finally:
+        server.start(member)
+    eventually(lambda: net.status()["sg_database"]["connected"], 20,
+               what="the status shows the database back")
+    net.cli("port", "set", "pb", "--no-port-security")   # a change after the outage
+    try:
+        eventually(lambda: any(p["port"] == "pb" and p["groups"] == []
+                               for p in net.status()["ports"]), 10, what="change applied")
+    finally:
+        net.cli("port", "set", "pb", "--port-security")
+    eventually(lambda: any(p["port"] == "pb" and p["groups"] == ["default"]
+                           for p in net.status()["ports"]), 10, what="change back applied")
+    assert a.ping(b.ip)

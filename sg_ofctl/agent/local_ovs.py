@@ -51,6 +51,19 @@ def _single(value):
 
 class _Idl(connection.OvsdbIdl):
     on_change = None
+    _was_connected = None
+
+    def run(self):
+        changed = super().run()
+        try:   # a connection lost or regained wakes the worker (for the status)
+            connected = self._session.is_connected()
+            if connected != self._was_connected:
+                self._was_connected = connected
+                if self.on_change is not None:
+                    self.on_change()
+        except Exception:
+            LOG.exception("local OVSDB connection state")
+        return changed
 
     def cooperative_yield(self):
         """No eventlet here: don't sleep after every row."""

@@ -51,6 +51,19 @@ class SgState:
 
 class _Idl(sg_api.SgIdl):
     tracker = None
+    _was_connected = None
+
+    def run(self):
+        changed = super().run()
+        try:   # a connection lost or regained wakes the worker (for the status)
+            connected = self._session.is_connected()
+            if connected != self._was_connected:
+                self._was_connected = connected
+                if self.tracker is not None:
+                    self.tracker.on_change()
+        except Exception:
+            LOG.exception("SG database connection state")
+        return changed
 
     def notify(self, event, row, updates=None):
         try:
