@@ -271,11 +271,13 @@ class Worker(threading.Thread):
                 LOG.info("binding %d port(s) to %s", len(to_bind), self.host)
                 self.sgdb.bind(to_bind, self.host)
             for rec in gone:
-                if rec.external_ids.get(tags.CREATED_BY) == self.host:
+                # A tag-made row belongs to whichever agent hosts the VM (it may
+                # have moved here from the host that created the row).
+                if rec.external_ids.get(tags.CREATED_BY):
                     LOG.info("port %s left this host: deleting the row its tags created",
                              rec.name)
                     self.sgdb.delete(rec.name)
-            unbind = [r.name for r in gone if r.external_ids.get(tags.CREATED_BY) != self.host]
+            unbind = [r.name for r in gone if not r.external_ids.get(tags.CREATED_BY)]
             if unbind:
                 LOG.info("unbinding %d port(s) that left this host", len(unbind))
                 self.sgdb.bind(unbind, "")
