@@ -37,12 +37,13 @@ class Hypervisor:
     def cli(self, *argv) -> str:
         return ok(*argv, db=self.db)
 
-    def start_agent(self, wait: bool = True) -> None:
+    def start_agent(self, wait: bool = True, *extra: str) -> None:
         log = open(self.tb.dir / "agent.log", "ab")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.tb.ns, sys.executable, "-m", "sg_ofctl.cli",
              "--db", self.db, "agent", "--bridge", self.tb.bridge, "--ovs-db", self.tb.db,
-             "--listen", OF_LISTEN, "--host", self.name, "--run-dir", str(self.tb.dir)],
+             "--listen", OF_LISTEN, "--host", self.name, "--run-dir", str(self.tb.dir),
+             *extra],
             stdout=log, stderr=subprocess.STDOUT, env=self.tb.env)
         log.close()
         self.tb._undo.append(self.stop_agent)

@@ -162,3 +162,37 @@ def test_sg_database_outage_is_reported_and_survived(net):
     eventually(lambda: any(p["port"] == "pb" and p["groups"] == ["default"]
                            for p in net.status()["ports"]), 10, what="change back applied")
     assert a.ping(b.ip)
+
+
+def test_a_port_that_leaves_is_unbound_and_its_flows_go(net):
+    tb = net.tb
+    flows = net.status()["flows"]
+    tb.vsctl("del-port", tb.bridge, "vm-g")
+    eventually(lambda: net.port_state("vm-g") is None and net.status()["flows"] < flows, 5,
+               what="vm-g gone from the status, its flows removed")
+    ports = {p["Name"]: p for p in json.loads(net.cli("port", "list", "-f", "json"))}
+    assert ports["pg"]["Host"] == ""                     # a row made with the API stays
+    assert len(tb.dump_flows()) == net.status()["flows"]
+
+
+def test_first_table_option():
+    with new_database() as db, OvsTestbed() as tb:
+        h = Hypervisor(tb, db.remote, "hv-t")
+        for n in "ab":
+            h.cli("port", "create", f"p{n}", "--mac", MAC[n], "--ip", IP[n])
+        h.start_agent(True, "--first-table", "40")
+        vms = [tb.add_vm(n, MAC[n], [IP[n]], external_ids={"iface-id": f"p{n}"}) for n in "ab"]
+        for vm in vms:
+            h.wait_enforced(vm)
+        assert not vms[0].ping(vms[1].ip, timeout=0.5)   # table 0 is someone else's: empty
+        tb.ofctl("add-flow", tb.bridge, "table=0,priority=0,actions=goto_table:40")
+        assert eventually(lambda: vms[0].ping(vms[1].ip, timeout=0.3), 3)
+        tables = {int(t) for t in re.findall(r"table=(\d+)", tb.ofctl(
+            "dump-flows", "--no-names", tb.bridge).stdout)}
+        assert min(tables - {0}) == 40 and max(tables) <= 56
+        assert 'table="egress_rules"' in "\n".join(tb.dump_flows()) or \
+            "table=egress_rules" in "\n".join(tb.dump_flows())
+        h.stop_agent()
+        h.start_agent(True, "--first-table", "40")       # the table-0 flow is not ours
+        assert h.wait_synced()["first_sync_flow_mods"] == 0
+        assert vms[0].ping(vms[1].ip)
