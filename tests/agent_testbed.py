@@ -28,6 +28,16 @@ def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, what: s
         time.sleep(interval)
 
 
+def cut_after(session, start: float, limit: float = 3.0) -> float:
+    """Seconds from `start` to the first exchange on `session` whose data was
+    dropped (that exchange's send time: the cut was in effect by then)."""
+    while time.monotonic() - start < limit:
+        sent = time.monotonic()
+        if not session.exchange():
+            return sent - start
+    raise AssertionError(f"the session was not cut within {limit} s")
+
+
 class Hypervisor:
     def __init__(self, testbed: OvsTestbed, db: str, name: str):
         self.tb, self.db, self.name = testbed, db, name
