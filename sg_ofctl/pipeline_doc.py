@@ -84,9 +84,11 @@ set and clear only their own bit ({P.CT_MARK_REVOKED_EGRESS:#x} and {P.CT_MARK_R
 a packet never undoes the other side's verdict. If the rules allow the connection
 again, that side's bit is cleared. So removing a rule, a group from a port or a member from a
 remote group cuts the connections it allowed at their next original-direction
-packet (a TCP ACK), while connections still allowed keep going. The agent may
-also flush conntrack entries (NXT_CT_FLUSH) for connections that can no longer
-send in their original direction.
+packet (a TCP ACK), while connections still allowed keep going. The agent
+flushes conntrack (NXT_CT_FLUSH) only for local ports that left the host: a
+blind flush is no revocation, because userspace conntrack picks up a mid-stream
+TCP segment as a new connection, so the side allowed to open connections would
+re-create the entry in reverse and the other side's packets would pass as replies.
 
 **Stateless groups** (`stateful: false`) skip conntrack: every packet, in each
 direction, must be allowed by a rule. A port may not mix stateful and stateless
