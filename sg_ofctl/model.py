@@ -124,7 +124,7 @@ def parse_protocol(value, ethertype: str) -> int | None:
     return number
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One security-group rule.  `protocol` keeps what the user wrote;
     `ip_proto` is the resolved number (None for any)."""
@@ -229,7 +229,7 @@ class Rule:
                 self.remote_group_id, self.action)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecurityGroup:
     id: str
     name: str = ""
@@ -275,7 +275,7 @@ def _as_rule(value, group_id: str) -> Rule:
     return Rule(**data)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddressPair:
     """An allowed address pair: extra source IP (or CIDR), optional own MAC."""
 
@@ -290,7 +290,7 @@ class AddressPair:
                                parse_mac("allowed_address_pairs.mac_address", self.mac_address))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Port:
     """An instance NIC.  `network` is its VLAN tag on the bridge (0 = untagged)
     and the key of its conntrack zone; `ofport` is set once it is on a bridge."""

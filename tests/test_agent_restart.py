@@ -13,8 +13,9 @@ from agent_testbed import Hypervisor, eventually
 from ovs_testbed import OvsTestbed
 from ovsdb_fixtures import new_database
 
-MAC = {"a": "fa:16:3e:00:02:01", "b": "fa:16:3e:00:02:02", "g": "fa:16:3e:00:02:07"}
-IP = {"a": "10.0.1.1", "b": "10.0.1.2", "g": "10.0.1.7"}
+MAC = {"a": "fa:16:3e:00:02:01", "b": "fa:16:3e:00:02:02", "g": "fa:16:3e:00:02:07",
+       "h": "fa:16:3e:00:02:08", "l": "fa:16:3e:00:02:09"}
+IP = {"a": "10.0.1.1", "b": "10.0.1.2", "g": "10.0.1.7", "h": "10.0.1.8", "l": "10.0.1.9"}
 
 # A UDP probe every 10 ms (like `ping -i 0.01`), each with a sequence number; the
 # echo server sends it back.  Prints how many came back.
@@ -118,13 +119,17 @@ def test_a_new_port_gets_nothing_before_its_flows_are_in(net):
 
 
 def test_the_network_becomes_the_vlan_tag_of_the_ovs_port(net):
-    a, g, tb = net.vms["a"], net.vms.get("g") or net.tb.vms["g"], net.tb
-    net.cli("port", "set", "pg", "--network", "7")
-    eventually(lambda: tb.vsctl("get", "Port", "vm-g", "tag") == "7", 5, what="tag 7")
-    assert not g.ping(a.ip, timeout=0.5)                # another network now
-    net.cli("port", "set", "pg", "--network", "0")
-    eventually(lambda: tb.vsctl("get", "Port", "vm-g", "tag") == "[]", 5, what="no tag")
-    assert eventually(lambda: g.ping(a.ip, timeout=0.3), 3)
+    a, tb = net.vms["a"], net.tb
+    net.cli("port", "create", "ph", "--mac", MAC["h"], "--ip", IP["h"])
+    h = tb.add_vm("h", MAC["h"], [IP["h"]], external_ids={"iface-id": "ph"})
+    net.wait_enforced(h)
+    assert eventually(lambda: h.ping(a.ip, timeout=0.3), 3)
+    net.cli("port", "set", "ph", "--network", "7")
+    eventually(lambda: tb.vsctl("get", "Port", "vm-h", "tag") == "7", 5, what="tag 7")
+    assert not h.ping(a.ip, timeout=0.5)                # another network now
+    net.cli("port", "set", "ph", "--network", "0")
+    eventually(lambda: tb.vsctl("get", "Port", "vm-h", "tag") == "[]", 5, what="no tag")
+    assert eventually(lambda: h.ping(a.ip, timeout=0.3), 3)
 
 
 def test_sigint_stops_cleanly_and_leaves_the_flows(net):
@@ -166,12 +171,14 @@ def test_sg_database_outage_is_reported_and_survived(net):
 
 def test_a_port_that_leaves_is_unbound_and_its_flows_go(net):
     tb = net.tb
+    net.cli("port", "create", "pl", "--mac", MAC["l"], "--ip", IP["l"])
+    net.wait_enforced(tb.add_vm("l", MAC["l"], [IP["l"]], external_ids={"iface-id": "pl"}))
     flows = net.status()["flows"]
-    tb.vsctl("del-port", tb.bridge, "vm-g")
-    eventually(lambda: net.port_state("vm-g") is None and net.status()["flows"] < flows, 5,
-               what="vm-g gone from the status, its flows removed")
+    tb.vsctl("del-port", tb.bridge, "vm-l")
+    eventually(lambda: net.port_state("vm-l") is None and net.status()["flows"] < flows, 5,
+               what="vm-l gone from the status, its flows removed")
     ports = {p["Name"]: p for p in json.loads(net.cli("port", "list", "-f", "json"))}
-    assert ports["pg"]["Host"] == ""                     # a row made with the API stays
+    assert ports["pl"]["Host"] == ""                     # a row made with the API stays
     assert len(tb.dump_flows()) == net.status()["flows"]
 
 

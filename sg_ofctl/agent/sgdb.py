@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 GROUP, RULE, PORT = convert.GROUP, convert.RULE, convert.PORT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PortRecord:
     """One Port row: the model value (or why the row is invalid), its host and
     external_ids."""
@@ -133,13 +133,26 @@ class _BindMany(ovsdbapp_command.BaseCommand):
     __repr__ = __str__
 
 
+# The columns the agent reads (and `host`, which it writes): replicating only
+# these keeps its memory down at 10,000 ports.  Writes to other columns (rows
+# that tags declare) go through a short-lived connection of their own.
+READ_COLUMNS = {
+    PORT: ("id", "name", "mac", "fixed_ips", "allowed_address_pairs",
+           "port_security_enabled", "security_groups", "network", "host", "external_ids"),
+    RULE: ("id", "security_group", "direction", "ethertype", "protocol",
+                            "port_range_min", "port_range_max", "remote_ip_prefix",
+                            "remote_group", "action", "description"),
+}
+
+
 class SgDatabase:
     def __init__(self, remotes: str, on_change, timeout: float = 10.0):
         self.tracker = _Tracker(on_change)
 
         class Idl(_Idl):
             tracker = self.tracker
-        self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl)
+        self.remotes, self.timeout = remotes, timeout
+        self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl, columns=READ_COLUMNS)
         self._groups: dict = {}         # group uuid -> model.SecurityGroup | None
         self._group_errors: dict = {}   # group uuid -> error text
         self._ports: dict = {}          # port uuid -> PortRecord
@@ -256,14 +269,21 @@ class SgDatabase:
         fields = {"name": decl.name, "mac": decl.mac, "ips": list(decl.ips),
                   "groups": list(decl.groups),
                   "external_ids": {tags.CREATED_BY: host, tags.TAGS_APPLIED: decl.text()}}
-        self.api.run(self.api.port_create(fields))
+        with self._writer() as api:
+            api.run(api.port_create(fields))
         self.bind([decl.name], host)
 
     def update_declared(self, decl: tags.Declared) -> None:
         changes = {"mac": decl.mac, "ips": list(decl.ips), "no_ips": True,
                    "groups": list(decl.groups), "no_groups": True,
                    "external_ids": {tags.TAGS_APPLIED: decl.text()}}
-        self.api.run(self.api.port_set(decl.name, changes))
+        with self._writer() as api:
+            api.run(api.port_set(decl.name, changes))
 
     def delete(self, name: str) -> None:
-        self.api.run(self.api.port_delete([name]))
+        with self._writer() as api:
+            api.run(api.port_delete([name]))
+
+    def _writer(self):
+        """A connection with every column, for the rare writes of whole rows."""
+        return sg_api.connect(self.remotes, timeout=self.timeout, initialize=False)

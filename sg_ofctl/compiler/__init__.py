@@ -75,7 +75,7 @@ class Compiler:
         self._view: HostView | None = None
         self._rg_refs: dict[str, frozenset] = {}
         self._rg_members: dict[str, frozenset] = {}
-        self._addr_rgs: dict[str, set] = {}
+        self._addr_rgs: dict[str, tuple] = {}
         self._numbers: dict[str, int] = {}
         self._kind_ids: dict[str, set] = {}
         self._refs_cache: dict[str, tuple] = {}
@@ -94,6 +94,7 @@ class Compiler:
             self._changes.setdefault(fk, self.flows[fk])
             del self.flows[fk]
             del self._owner[fk]
+        new_keys = []
         for flow in new_flows:
             fk = flow.key
             if fk in self._owner:
@@ -102,12 +103,13 @@ class Compiler:
             self._changes.setdefault(fk, None)
             self.flows[fk] = flow
             self._owner[fk] = key
+            new_keys.append(fk)
         ids_of_kind = self._kind_ids.setdefault(key[0], set())
         if inputs is None:
             self._parts.pop(key, None)
             ids_of_kind.discard(key[-1])
         else:
-            self._parts[key] = (inputs, tuple(f.key for f in new_flows))
+            self._parts[key] = (inputs, tuple(new_keys))
             ids_of_kind.add(key[-1])
 
     def _drop_missing(self, kind: str, keep: set) -> None:
@@ -225,19 +227,22 @@ class Compiler:
                 dirty |= members | old_members
             elif members is not old_members and members != old_members:
                 dirty |= members ^ old_members
-            if members is not old_members:
+            if members is not old_members:  # (tuples: 10,000 small sets cost megabytes)
                 for addr in old_members - members:
-                    self._addr_rgs[addr].discard(rg)
+                    self._addr_rgs[addr] = tuple(g for g in self._addr_rgs[addr] if g != rg)
                 for addr in members - old_members:
-                    self._addr_rgs.setdefault(addr, set()).add(rg)
+                    self._addr_rgs[addr] = self._addr_rgs.get(addr, ()) + (rg,)
             if refs:
                 self._rg_refs[rg], self._rg_members[rg] = refs, members
             else:
                 self._rg_refs.pop(rg, None)
                 self._rg_members.pop(rg, None)
         for addr in dirty:
-            rgs = self._addr_rgs.get(addr, set())
-            refs = frozenset().union(*(self._rg_refs[rg] for rg in rgs)) if rgs else None
+            rgs = self._addr_rgs.get(addr, ())
+            if len(rgs) == 1:  # the common case: share the group's set, don't copy it
+                refs = self._rg_refs[rgs[0]]
+            else:
+                refs = frozenset().union(*(self._rg_refs[rg] for rg in rgs)) if rgs else None
             if not rgs:
                 self._addr_rgs.pop(addr, None)
             self._set_part(("member", addr), refs,

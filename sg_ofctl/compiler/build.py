@@ -8,7 +8,7 @@ from typing import Iterable, NamedTuple
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
 from sg_ofctl.compiler.flows import (Conjunction, Ct, CtClear, Flow, Goto, Load, Normal,
-                                     Output, PopVlan, Resubmit, ip_value, make_match)
+                                     Output, PopVlan, Resubmit, intern, ip_value, make_match)
 from sg_ofctl.compiler.portranges import range_to_masks
 from sg_ofctl.model import ICMP_NUMBERS, PORT_PROTOCOLS, Port, Rule, SecurityGroup
 
@@ -58,7 +58,7 @@ def _set_bits(reg: P.Register, bits: int) -> Load:
 
 
 def _flow(table, priority, match, actions, cookie) -> Flow:
-    return Flow(table, priority, match, tuple(actions), cookie)
+    return Flow(table, priority, match, intern(tuple(actions)), cookie)
 
 
 def _m(**fields):

@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from sg_ofctl import pipeline
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Goto:
     table: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resubmit:
     table: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Load:
     """Write `value` into bits [ofs, ofs+nbits) of a register."""
 
@@ -30,7 +30,7 @@ class Load:
     nbits: int = 32
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ct:
     """Conntrack in the zone held by the `zone` register; `table` recirculates;
     `mark` is (value, mask) written to ct_mark on commit."""
@@ -40,29 +40,29 @@ class Ct:
     mark: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CtClear:
     pass
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Conjunction:
     conj_id: int
     clause: int  # 1-based, as in ovs-ofctl
     n_clauses: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Output:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Normal:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PopVlan:
     pass
 
@@ -70,7 +70,7 @@ class PopVlan:
 Match = tuple  # tuple[tuple[str, int, int | None], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Flow:
     table: str
     priority: int
@@ -103,8 +103,19 @@ def make_match(**fields) -> Match:
                 mask = None
         if mask is not None:
             value &= mask
-        items.append((name, value, mask))
+        items.append(intern((name, value, mask)))
     return tuple(sorted(items))
+
+
+_INTERNED: dict = {}
+
+
+def intern(value):
+    """One shared copy of an equal immutable value (match items and action lists
+    repeat across thousands of flows): a memory saving, invisible otherwise."""
+    if len(_INTERNED) > 500_000:
+        _INTERNED.clear()
+    return _INTERNED.setdefault(value, value)
 
 
 def ip_value(address: str) -> tuple[int, int | None, int]:

@@ -186,16 +186,25 @@ def parse_remotes(remotes: str) -> list[str]:
 
 def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TIMEOUT,
             txn_timeout: float = DEFAULT_TXN_TIMEOUT, initialize: bool = True,
-            conditions=None, idl_class=None) -> SgApi:
+            conditions=None, idl_class=None, columns=None) -> SgApi:
     """Connect to the database at `remotes` (comma-separated), replicating only
     `tables` (Global and Security_Group always, unless `conditions` narrows
     them), plus the rows that match `conditions` ({table: OVSDB condition, its
     clauses ORed}); wait at most `timeout` seconds for the initial contents.
-    `SgApi.monitored` names the tables replicated whole."""
+    `SgApi.monitored` names the tables replicated whole.  `columns`
+    ({table: [column, ...]}) replicates only those columns of a table (a reader
+    that never writes the others saves memory: the agent)."""
     remote_list = parse_remotes(remotes)
     fastjson.install()
     helper = ovs_idl.SchemaHelper(schema_json=_schema_json())
-    helper.register_all()
+    if columns:
+        for table in ALL_TABLES:
+            if table in columns:
+                helper.register_columns(table, list(columns[table]))
+            else:
+                helper.register_table(table)
+    else:
+        helper.register_all()
     idl = (idl_class or SgIdl)(",".join(remote_list), helper,
                                leader_only=len(remote_list) > 1)
     conditions = dict(conditions or {})
