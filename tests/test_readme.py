@@ -23,9 +23,8 @@ COVERED_ELSEWHERE = {
     "sg-ofctl status": ("test_agent_traffic.py", "status"),
     "sg-ofctl explain --from web-1-eth0": ("test_explain.py", "web-1-eth0"),
     "sg-ofctl agent": ("agent_testbed.py", "agent"),
-    "sg-ofctl db start": ("test_db_cluster.py", "db\", \"start"),
-    "sg-ofctl --db": ("test_db_cluster.py", "--db"),
-    "systemctl": ("test_readme.py", "systemctl"),  # documentation of the unit file only
+    "sg-ofctl db start --cluster": ("ovsdb_fixtures.py", '"--cluster", self.raft[index], *join'),
+    "sg-ofctl --db": ("agent_testbed.py", '"--db", self.db, "agent"'),
 }
 
 
