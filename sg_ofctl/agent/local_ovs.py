@@ -13,6 +13,7 @@ import sg_ofctl.ovsdb  # noqa: F401  (before ovsdbapp: python-ovs without eventl
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from sg_ofctl.agent.idlwatch import ConnectionWatch
 from sg_ofctl.dataplane import tables as of_tables
 
 LOG = logging.getLogger(__name__)
@@ -49,21 +50,12 @@ def _single(value):
     return value
 
 
-class _Idl(connection.OvsdbIdl):
+class _Idl(ConnectionWatch, connection.OvsdbIdl):
     on_change = None
-    _was_connected = None
 
-    def run(self):
-        changed = super().run()
-        try:   # a connection lost or regained wakes the worker (for the status)
-            connected = self._session.is_connected()
-            if connected != self._was_connected:
-                self._was_connected = connected
-                if self.on_change is not None:
-                    self.on_change()
-        except Exception:
-            LOG.exception("local OVSDB connection state")
-        return changed
+    def connection_changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def cooperative_yield(self):
         """No eventlet here: don't sleep after every row."""

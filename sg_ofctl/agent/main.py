@@ -41,19 +41,9 @@ def _split_listen(listen: str) -> tuple[str, int]:
 
 
 def start_os_ken(host: str, port: int, first_table: int):
-    """os-ken from Python (there is no osken-manager): native threads hub."""
-    from os_ken import cfg
-    from os_ken.base import app_manager
-    import os_ken.controller.controller  # noqa: F401  (registers the ofp-* options)
     from sg_ofctl.agent.ofapp import AgentApp
-    cfg.CONF(args=[], project="os_ken")
-    cfg.CONF.set_override("ofp_listen_host", host)
-    cfg.CONF.set_override("ofp_tcp_listen_port", port)
-    AgentApp.first_table = first_table
-    mgr = app_manager.AppManager.get_instance()
-    mgr.load_apps(["sg_ofctl.agent.ofapp"])
-    mgr.instantiate_apps(**mgr.create_contexts())
-    return mgr.applications["AgentApp"]
+    from sg_ofctl.dataplane.app import start_os_ken as start
+    return start("sg_ofctl.agent.ofapp", AgentApp, host, port, first_table)
 
 
 def run(config: AgentConfig) -> int:

@@ -21,6 +21,7 @@ from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
 
 from sg_ofctl import model
 from sg_ofctl.agent import tags
+from sg_ofctl.agent.idlwatch import ConnectionWatch
 from sg_ofctl.ovsdb import api as sg_api
 from sg_ofctl.ovsdb import convert
 
@@ -49,21 +50,12 @@ class SgState:
     members: dict           # group id -> model.MemberAddresses
 
 
-class _Idl(sg_api.SgIdl):
+class _Idl(ConnectionWatch, sg_api.SgIdl):
     tracker = None
-    _was_connected = None
 
-    def run(self):
-        changed = super().run()
-        try:   # a connection lost or regained wakes the worker (for the status)
-            connected = self._session.is_connected()
-            if connected != self._was_connected:
-                self._was_connected = connected
-                if self.tracker is not None:
-                    self.tracker.on_change()
-        except Exception:
-            LOG.exception("SG database connection state")
-        return changed
+    def connection_changed(self) -> None:
+        if self.tracker is not None:
+            self.tracker.on_change()
 
     def notify(self, event, row, updates=None):
         try:

@@ -82,3 +82,18 @@ class DataplaneApp(app_manager.OSKenApp):
             if dpid is None:
                 return next(iter(self.connections.values()))
             return self.connections[dpid]
+
+
+def start_os_ken(module: str, app_class, host: str, port: int, first_table: int):
+    """Start the os-ken app `app_class` (defined in `module`) listening for
+    switches on host:port, from Python (there is no osken-manager); native hub."""
+    from os_ken import cfg
+    import os_ken.controller.controller  # noqa: F401  (registers the ofp-* options)
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", host)
+    cfg.CONF.set_override("ofp_tcp_listen_port", port)
+    app_class.first_table = first_table
+    mgr = app_manager.AppManager.get_instance()
+    mgr.load_apps([module])
+    mgr.instantiate_apps(**mgr.create_contexts())
+    return mgr.applications[app_class.__name__]

@@ -26,18 +26,8 @@ LOG = logging.getLogger("sg_ofctl.dataplane.driver")
 
 
 def start_os_ken(host: str, port: int, first_table: int):
-    from os_ken import cfg
-    from os_ken.base import app_manager
-    import os_ken.controller.controller  # noqa: F401  (registers the ofp-* options)
-    from sg_ofctl.dataplane.app import DataplaneApp
-    cfg.CONF(args=[], project="os_ken")
-    cfg.CONF.set_override("ofp_listen_host", host)
-    cfg.CONF.set_override("ofp_tcp_listen_port", port)
-    DataplaneApp.first_table = first_table
-    mgr = app_manager.AppManager.get_instance()
-    mgr.load_apps(["sg_ofctl.dataplane.app"])
-    mgr.instantiate_apps(**mgr.create_contexts())
-    return mgr.applications["DataplaneApp"]
+    from sg_ofctl.dataplane.app import DataplaneApp, start_os_ken as start
+    return start("sg_ofctl.dataplane.app", DataplaneApp, host, port, first_table)
 
 
 class Driver:

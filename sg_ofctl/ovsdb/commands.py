@@ -32,24 +32,25 @@ def rows(api, table):
     return list(api.tables[table].rows.values())
 
 
+def _by_name_or_id(api, table, ref: str):
+    """The row named `ref`, else the row whose id is `ref` (a name wins), or None."""
+    table_rows = rows(api, table)
+    named = next((r for r in table_rows if r.name == ref), None)
+    return named if named is not None else next((r for r in table_rows if r.id == ref), None)
+
+
 def find_group(api, ref: str, field: str = "security_group"):
-    for row in rows(api, GROUP):
-        if row.name == ref:
-            return row
-    for row in rows(api, GROUP):
-        if row.id == ref:
-            return row
-    raise errors.NotFound(f"{field}={ref!r}: no such security group (name or id)")
+    row = _by_name_or_id(api, GROUP, ref)
+    if row is None:
+        raise errors.NotFound(f"{field}={ref!r}: no such security group (name or id)")
+    return row
 
 
 def find_port(api, ref: str):
-    for row in rows(api, PORT):
-        if row.name == ref:
-            return row
-    for row in rows(api, PORT):
-        if row.id == ref:
-            return row
-    raise errors.NotFound(f"port={ref!r}: no such port (name or id)")
+    row = _by_name_or_id(api, PORT, ref)
+    if row is None:
+        raise errors.NotFound(f"port={ref!r}: no such port (name or id)")
+    return row
 
 
 def find_rule(api, rule_id: str):
