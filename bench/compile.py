@@ -8,13 +8,17 @@ runs; flow mods are what the incremental compiler sends for the change."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import ipaddress
 import json
+import random
 import statistics
 import sys
 import time
 
 from sg_ofctl import scenario
 from sg_ofctl.compiler import Compiler
+from sg_ofctl.model import Rule
 
 # Neutron's OVS firewall on the same inputs (shared/scenarios/README.md).
 NEUTRON_FLOWS = {"small": 171, "medium": 7696, "large": None}
@@ -61,11 +65,6 @@ def measure(data: dict, repeat: int) -> dict:
 
 def measure_big_group(data: dict, size: int, repeat: int) -> dict:
     """One member added to a remote group of `size` addresses (random, in a /12)."""
-    import dataclasses
-    import ipaddress
-    import random
-    from sg_ofctl.model import Rule
-
     rng = random.Random(7)
     base = int(ipaddress.ip_address("10.32.0.0"))
     addresses = {str(ipaddress.ip_address(base + rng.randrange(1 << 20))) for _ in range(size)}

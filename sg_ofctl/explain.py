@@ -27,7 +27,7 @@ class Step:
 def _endpoint(ports, value: str, field: str):
     for port in ports:
         if value in (port.id, port.name):
-            return port, port.fixed_ips[0] if port.fixed_ips else None
+            return port, None
     try:
         return None, str(ipaddress.ip_address(value))
     except ValueError:
@@ -49,7 +49,13 @@ def explain(groups: dict[str, SecurityGroup], ports, members, src: str, dst: str
     dst_port_obj, dst_ip = _endpoint(ports, dst, "to")
     if src_port_obj is None and dst_port_obj is None:
         raise ValidationError("to", dst, "at least one end must be a port")
-    version = ipaddress.ip_address(src_ip if src_port_obj is None else dst_ip or src_ip).version
+    # The family: that of the outside address, else of the receiving port's first IP.
+    outside = src_ip or dst_ip
+    first = next((p.fixed_ips[0] for p in (dst_port_obj, src_port_obj) if p and p.fixed_ips),
+                 None)
+    if outside is None and first is None:
+        raise ValidationError("to", dst, "neither end has an IP address")
+    version = ipaddress.ip_address(outside or first).version
     if src_port_obj is not None:
         src_ip = _address_for(src_port_obj, version, "from")
     if dst_port_obj is not None:

@@ -95,7 +95,6 @@ class Reference:
         self.networks = {p.network for p in view.ports}
 
     def evaluate(self, pkt: Packet, conn: str = "new", mark: int = 0) -> Outcome:
-        revoked = mark
         port = self.by_ofport.get(pkt.in_port)
         if port is None:
             if pkt.in_port not in self.view.uplinks:
@@ -103,21 +102,21 @@ class Reference:
             network = pkt.vlan or 0
             if pkt.vlan is not None and (pkt.vlan == 0 or pkt.vlan not in self.networks):
                 return Outcome("drop", reason="VLAN of no local network")
-            return self._deliver(pkt, network, conn, revoked, ())
+            return self._deliver(pkt, network, conn, mark, ())
         if not port.port_security_enabled:
-            return self._deliver(pkt, port.network, conn, revoked, ())
+            return self._deliver(pkt, port.network, conn, mark, ())
         if pkt.vlan is not None or pkt.eth_src not in port_macs(port):
             return Outcome("drop", reason="source MAC is not the port's")
-        return self._egress(port, pkt, conn, revoked)
+        return self._egress(port, pkt, conn, mark)
 
     # -- egress ---------------------------------------------------------------------
-    def _egress(self, port, pkt, conn, revoked) -> Outcome:
+    def _egress(self, port, pkt, conn, mark) -> Outcome:
         if pkt.eth_type == "arp":
             ok = pkt.arp_sha == pkt.eth_src and (
                 pkt.arp_spa == "0.0.0.0" or may_send_from(port, pkt.eth_src, pkt.arp_spa))
             if not ok:
                 return Outcome("drop", reason="ARP for an address that is not the port's")
-            return self._deliver(pkt, port.network, conn, revoked, ())
+            return self._deliver(pkt, port.network, conn, mark, ())
         if pkt.eth_type not in ("ipv4", "ipv6"):
             return Outcome("drop", reason="not IP or ARP")
         unspecified = _unspecified(pkt.src_ip)
@@ -132,20 +131,20 @@ class Reference:
             return Outcome("drop", reason="VMs may not send router advertisements or redirects")
         if (pkt.proto == 17 and ports == DHCP_CLIENT[version]) or \
                 (icmp6 and pkt.icmp_type in ND_ALWAYS_OUT):
-            return self._deliver(pkt, port.network, conn, revoked, ())
+            return self._deliver(pkt, port.network, conn, mark, ())
         if icmp6 and pkt.icmp_type == NA:
             if pkt.nd_target is None or not own_ipv6(port, pkt.nd_target):
                 return Outcome("drop", reason="neighbour advertisement for another address")
-            return self._deliver(pkt, port.network, conn, revoked, ())
+            return self._deliver(pkt, port.network, conn, mark, ())
         if unspecified:
             return Outcome("drop", reason="unspecified source address")
-        passed, commits, why = self._filter(port, "egress", pkt, conn, revoked)
+        passed, commits, why = self._filter(port, "egress", pkt, conn, mark)
         if not passed:
             return Outcome("drop", commits=commits, reason=why)
-        return self._deliver(pkt, port.network, conn, revoked, commits, why)
+        return self._deliver(pkt, port.network, conn, mark, commits, why)
 
     # -- forwarding and ingress -----------------------------------------------------
-    def _deliver(self, pkt, network, conn, revoked, commits, why="") -> Outcome:
+    def _deliver(self, pkt, network, conn, mark, commits, why="") -> Outcome:
         dst = self._filtered_port(network, pkt.eth_dst)
         if dst is None:
             return Outcome("normal", commits=commits,
@@ -159,7 +158,7 @@ class Reference:
             return Outcome("output", dst.ofport, commits, "neighbour discovery")
         if pkt.proto == 17 and (pkt.sport, pkt.dport) == DHCP_SERVER[version]:
             return Outcome("output", dst.ofport, commits, "DHCP reply")
-        passed, more, why = self._filter(dst, "ingress", pkt, conn, revoked)
+        passed, more, why = self._filter(dst, "ingress", pkt, conn, mark)
         if not passed:
             return Outcome("drop", commits=commits + more, reason=why)
         return Outcome("output", dst.ofport, commits + more, why)
@@ -171,7 +170,7 @@ class Reference:
         return None
 
     # -- the security-group decision ------------------------------------------------
-    def _filter(self, port, direction, pkt, conn, revoked):
+    def _filter(self, port, direction, pkt, conn, mark):
         """(passes, conntrack commits, reason) for one port and direction."""
         allowed, why = self.rules_verdict(port, direction, pkt)
         if not self.view.is_stateful(port):
@@ -179,14 +178,14 @@ class Reference:
         if conn == "inv":
             return False, (), "invalid connection state"
         if conn in ("rpl", "rel"):
-            return (not revoked), (), "revoked connection" if revoked else f"{conn} traffic"
+            return (not mark), (), "revoked connection" if mark else f"{conn} traffic"
         if conn == "new":
             return allowed, ("commit",) if allowed else (), why
         # An established connection, original direction: re-checked against the rules;
         # each side keeps its own revoked bit.
         side = 1 if direction == "egress" else 2
         if allowed:
-            return True, (f"unrevoke-{direction}",) if revoked & side else (), why
+            return True, (f"unrevoke-{direction}",) if mark & side else (), why
         return False, (f"revoke-{direction}",), f"established but {why}"
 
     def rules_verdict(self, port, direction, pkt) -> tuple[bool, str]:
