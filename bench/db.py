@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sg_ofctl import desired, model  # noqa: E402
+from sg_ofctl import model, vocabulary  # noqa: E402
 from sg_ofctl.ovsdb import server  # noqa: E402
 
 DEFAULT_SCENARIO = str(pathlib.Path(__file__).resolve().parent / "scenarios" / "large.json")
@@ -41,7 +41,7 @@ def scenario_to_yaml(data: dict, remote_ports: bool = False) -> str:
     vlan = int(data.get("network", {}).get("local_vlan", 0))
     groups = {}
     for g in data["security_groups"]:
-        rules = [desired.rule_to_fields(model.Rule(id=r["id"], **{
+        rules = [vocabulary.rule_to_fields(model.Rule(id=r["id"], **{
             k: r.get(k) for k in RULE_FIELDS})) for r in g["rules"]]
         groups[g["id"]] = {"stateful": g.get("stateful", True), "rules": rules}
     ports = {}

@@ -1,5 +1,4 @@
-"""The declarative format (YAML) of a whole desired set of groups, rules and ports,
-and the rule vocabulary shared with the command line (`dst_port`, `remote_ip`...).
+"""The declarative format (YAML) of a whole desired set of groups, rules and ports.
 
 Pure: text <-> `Desired` values.  Groups and ports are keyed by name, rules name
 their remote group by name; everything is validated by building model values
@@ -8,121 +7,18 @@ id.  Errors name the file, line, path, field and value.  See docs/FORMAT.md.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Mapping
 
 from sg_ofctl import errors, model
+from sg_ofctl.state import Desired, DesiredGroup, DesiredPort
+from sg_ofctl.vocabulary import (pair_from_value, pair_to_text, rule_from_fields,
+                                 rule_sort_key, rule_to_fields)
 
-RULE_KEYS = ("direction", "ethertype", "protocol", "dst_port", "icmp_type", "icmp_code",
-             "remote_ip", "remote_group", "action", "description")
 GROUP_KEYS = ("description", "stateful", "rules", "external_ids")
 PORT_KEYS = ("mac", "ips", "groups", "allowed_addresses", "port_security", "network",
              "external_ids")
 TOP_KEYS = ("version", "groups", "ports")
-_PORT_FIELDS = {"port_range_min", "port_range_max"}
-
-
-def parse_port_range(value) -> tuple[int, int]:
-    """`PORT` or `MIN:MAX` -> (min, max) (the model checks the bounds)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, value
-    if isinstance(value, str):
-        low, sep, high = value.partition(":")
-        if low.strip().isdigit() and (not sep or high.strip().isdigit()):
-            return int(low), int(high if sep else low)
-    raise model.ValidationError("dst_port", value, "must be PORT or MIN:MAX")
-
-
-def rule_from_fields(fields: Mapping, rule_id: str, group_id: str) -> model.Rule:
-    """CLI/file vocabulary -> a validated model.Rule.  `remote_group` must
-    already be the group's id (or, in a file, its name)."""
-    for key, value in fields.items():
-        if key not in RULE_KEYS:
-            raise model.ValidationError(key, value, "unknown rule field (known: "
-                                        f"{', '.join(RULE_KEYS)})")
-    ethertype = fields.get("ethertype") or "IPv4"
-    model._require_choice("ethertype", ethertype, model.ETHERTYPES)
-    proto = model.parse_protocol(fields.get("protocol"), ethertype)
-    low = high = None
-    renamed = {}
-    if fields.get("dst_port") is not None:
-        if proto in model.ICMP_NUMBERS or proto is None:
-            raise model.ValidationError("dst_port", fields["dst_port"],
-                                        "needs protocol tcp, udp or sctp"
-                                        + (" (use icmp_type/icmp_code for ICMP)"
-                                           if proto is not None else ""))
-        low, high = parse_port_range(fields["dst_port"])
-        renamed = {"port_range_min": ("dst_port", fields["dst_port"]),
-                   "port_range_max": ("dst_port", fields["dst_port"])}
-    for key in ("icmp_type", "icmp_code"):
-        if fields.get(key) is not None and proto not in model.ICMP_NUMBERS:
-            raise model.ValidationError(key, fields[key], "needs protocol icmp or icmpv6")
-    if proto in model.ICMP_NUMBERS:
-        low, high = fields.get("icmp_type"), fields.get("icmp_code")
-        renamed = {"port_range_min": ("icmp_type", low), "port_range_max": ("icmp_code", high)}
-    try:
-        return model.Rule(
-            id=rule_id, security_group_id=group_id,
-            direction=fields.get("direction") or "ingress", ethertype=ethertype,
-            protocol=fields.get("protocol"), port_range_min=low, port_range_max=high,
-            remote_ip_prefix=fields.get("remote_ip"),
-            remote_group_id=fields.get("remote_group"),
-            action=fields.get("action") or "allow",
-            description=fields.get("description") if fields.get("description") is not None
-            else "")
-    except model.ValidationError as e:
-        names = {"remote_ip_prefix": "remote_ip", "remote_group_id": "remote_group"}
-        if e.field in renamed:
-            name, value = renamed[e.field]
-            raise model.ValidationError(name, value, e.reason) from None
-        if e.field in names:
-            raise model.ValidationError(names[e.field], e.value, e.reason) from None
-        raise
-
-
-def rule_to_fields(rule: model.Rule, group_name=lambda gid: gid) -> dict:
-    """model.Rule -> the minimal CLI/file vocabulary (defaults left out)."""
-    out = {"direction": rule.direction}
-    if rule.ethertype != "IPv4":
-        out["ethertype"] = rule.ethertype
-    if rule.protocol is not None:
-        out["protocol"] = rule.protocol
-    if rule.ip_proto in model.ICMP_NUMBERS:
-        if rule.port_range_min is not None:
-            out["icmp_type"] = rule.port_range_min
-        if rule.port_range_max is not None:
-            out["icmp_code"] = rule.port_range_max
-    elif rule.port_range_min is not None:
-        low, high = rule.port_range_min, rule.port_range_max
-        out["dst_port"] = low if low == high else f"{low}:{high}"
-    if rule.remote_ip_prefix is not None:
-        out["remote_ip"] = rule.remote_ip_prefix
-    if rule.remote_group_id is not None:
-        out["remote_group"] = group_name(rule.remote_group_id)
-    if rule.action != "allow":
-        out["action"] = rule.action
-    if rule.description:
-        out["description"] = rule.description
-    return out
-
-
-@dataclasses.dataclass(frozen=True)
-class DesiredGroup:
-    group: model.SecurityGroup             # id == name; rules name remote groups by name
-    external_ids: Mapping[str, str] | None = None   # None: leave as it is
-
-
-@dataclasses.dataclass(frozen=True)
-class DesiredPort:
-    port: model.Port                       # id == name; security_groups are names
-    external_ids: Mapping[str, str] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Desired:
-    groups: Mapping[str, DesiredGroup]
-    ports: Mapping[str, DesiredPort]
 
 
 # ---- reading ---------------------------------------------------------------
@@ -242,7 +138,7 @@ def from_data(data, source: str = "<input>") -> Desired:
         try:
             if not isinstance(name, str) or not name.strip():
                 raise model.ValidationError("name", name, "must be a non-empty string")
-            pairs = tuple(_pair(p) for p in _listish("allowed_addresses",
+            pairs = tuple(pair_from_value(p) for p in _listish("allowed_addresses",
                                                      body.get("allowed_addresses")))
             port = model.Port(
                 id=name, name=name, mac=body.get("mac"),
@@ -268,17 +164,6 @@ def _listish(field, value):
     if not isinstance(value, list):
         raise model.ValidationError(field, value, "must be a list")
     return value
-
-
-def _pair(value) -> model.AddressPair:
-    if isinstance(value, dict):
-        unknown = set(value) - {"ip", "mac"}
-        if unknown or "ip" not in value:
-            raise model.ValidationError("allowed_addresses", dict(value),
-                                        "a pair is IP[,MAC] or {ip: IP, mac: MAC}")
-        return model.AddressPair(value["ip"], value.get("mac"))
-    from sg_ofctl.ovsdb.convert import pair_from_text
-    return pair_from_text(value, "allowed_addresses")
 
 
 def check(state: Desired) -> None:
@@ -323,13 +208,6 @@ class _Flow(dict):
     """A rule: written on one line."""
 
 
-def rule_sort_key(rule: model.Rule):
-    return (rule.direction != "ingress", rule.ethertype, rule.ip_proto is not None,
-            rule.ip_proto or 0, rule.port_range_min or 0, rule.port_range_max or 0,
-            rule.remote_ip_prefix or "", rule.remote_group_id or "", rule.action,
-            rule.description)
-
-
 def to_data(state: Desired) -> dict:
     groups = {}
     names = sorted(state.groups, key=lambda n: (n != model.DEFAULT_GROUP, n))
@@ -355,7 +233,6 @@ def to_data(state: Desired) -> dict:
         if port.network:
             body["network"] = port.network
         if port.allowed_address_pairs:
-            from sg_ofctl.ovsdb.convert import pair_to_text
             body["allowed_addresses"] = [pair_to_text(p) for p in port.allowed_address_pairs]
         if not port.port_security_enabled:
             body["port_security"] = False

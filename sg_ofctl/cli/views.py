@@ -1,6 +1,7 @@
 """Rows -> what the commands show (field names follow Neutron's API)."""
 from __future__ import annotations
 
+from sg_ofctl import vocabulary
 from sg_ofctl.ovsdb import convert
 
 
@@ -21,13 +22,7 @@ def rule_fields(row) -> dict:
 
 
 def port_range(rule_row) -> str:
-    low, high = convert.opt(rule_row.port_range_min), convert.opt(rule_row.port_range_max)
-    if low is None:
-        return ""
-    proto = convert.opt(rule_row.protocol) or ""
-    if proto.lower() in ("icmp", "icmpv6", "ipv6-icmp", "1", "58"):
-        return f"type={low}" + (f",code={high}" if high is not None else "")
-    return f"{low}:{high}"
+    return vocabulary.port_range_text(convert.rule_from_row(rule_row))
 
 
 RULE_COLUMNS = ["ID", "IP Protocol", "Ethertype", "IP Range", "Port Range", "Direction",

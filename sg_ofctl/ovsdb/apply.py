@@ -1,4 +1,4 @@
-"""Apply a whole desired state (sg_ofctl.desired.Desired) in one transaction.
+"""Apply a whole desired state (sg_ofctl.state.Desired) in one transaction.
 
 Kubernetes-like: the file is the whole desired set.  Groups and ports absent
 from it are deleted, except `default`, which is reset to the file's rules when
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from sg_ofctl import desired as desired_mod, errors, model
+from sg_ofctl import errors, model, state, vocabulary
 from sg_ofctl.ovsdb import commands, convert
 from sg_ofctl.ovsdb.convert import GROUP, PORT, RULE
 
 
-def current(tables) -> desired_mod.Desired:
+def current(tables) -> state.Desired:
     """The database as a Desired value (names instead of ids)."""
     rules = {}
     for row in tables[RULE].rows.values():
@@ -28,27 +28,27 @@ def current(tables) -> desired_mod.Desired:
         group = model.SecurityGroup(id=row.name, name=row.name, description=row.description,
                                     stateful=row.stateful,
                                     rules=tuple(rules.get(row.name, ())))
-        groups[row.name] = desired_mod.DesiredGroup(group, dict(row.external_ids))
+        groups[row.name] = state.DesiredGroup(group, dict(row.external_ids))
     ports = {}
     for row in tables[PORT].rows.values():
         port = convert.port_from_row(row, key="name")
-        ports[row.name] = desired_mod.DesiredPort(port, dict(row.external_ids))
-    return desired_mod.Desired(groups=groups, ports=ports)
+        ports[row.name] = state.DesiredPort(port, dict(row.external_ids))
+    return state.Desired(groups=groups, ports=ports)
 
 
 def describe_rule(rule: model.Rule) -> str:
-    return " ".join(f"{k}={v}" for k, v in desired_mod.rule_to_fields(rule).items())
+    return " ".join(f"{k}={v}" for k, v in vocabulary.rule_to_fields(rule).items())
 
 
 def _port_fields(port: model.Port) -> dict:
     return {"mac": port.mac, "ips": sorted(port.fixed_ips),
             "groups": sorted(port.security_groups), "network": port.network,
             "port_security": port.port_security_enabled,
-            "allowed_addresses": sorted(convert.pair_to_text(p)
+            "allowed_addresses": sorted(vocabulary.pair_to_text(p)
                                         for p in port.allowed_address_pairs)}
 
 
-def plan(have: desired_mod.Desired, want: desired_mod.Desired) -> list[tuple]:
+def plan(have: state.Desired, want: state.Desired) -> list[tuple]:
     """The changes from `have` to `want`: (verb, kind, name, detail) tuples."""
     out = []
     for name, entry in want.groups.items():
@@ -98,7 +98,7 @@ def plan(have: desired_mod.Desired, want: desired_mod.Desired) -> list[tuple]:
 
 
 class ApplyCommand(commands.Command):
-    def __init__(self, api, want: desired_mod.Desired, dry_run: bool):
+    def __init__(self, api, want: state.Desired, dry_run: bool):
         super().__init__(api)
         self.want, self.dry_run = want, dry_run
 

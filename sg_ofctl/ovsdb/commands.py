@@ -19,7 +19,7 @@ import uuid
 
 from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
 
-from sg_ofctl import desired, errors, model
+from sg_ofctl import errors, model, vocabulary
 from sg_ofctl.ovsdb import convert
 from sg_ofctl.ovsdb.convert import GLOBAL, GROUP, PORT, RULE
 
@@ -275,7 +275,7 @@ class RuleCreate(Command):
         if fields.get("remote_group") is not None:
             remote = find_group(self.api, fields["remote_group"], "remote_group")
             fields["remote_group"] = remote.id
-        rule = desired.rule_from_fields(fields, self.rid, group.id)
+        rule = vocabulary.rule_from_fields(fields, self.rid, group.id)
         key = convert.identity_key(rule)
         # Without the whole Rule table (a fast client), the schema's index on
         # (security_group, identity) refuses the duplicate instead.

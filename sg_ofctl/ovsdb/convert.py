@@ -14,6 +14,7 @@ import datetime
 from typing import Mapping
 
 from sg_ofctl import model
+from sg_ofctl.vocabulary import pair_from_text, pair_to_text
 
 GROUP = "Security_Group"
 RULE = "Security_Group_Rule"
@@ -70,19 +71,6 @@ def rule_columns(rule: model.Rule) -> dict:
         "action": rule.action, "description": rule.description,
         "identity": identity_key(rule),
     }
-
-
-def pair_to_text(pair: model.AddressPair) -> str:
-    return pair.ip_address if pair.mac_address is None else \
-        f"{pair.ip_address},{pair.mac_address}"
-
-
-def pair_from_text(text: str, field: str = "allowed_address_pairs") -> model.AddressPair:
-    """`IP[/LEN][,MAC]` -> AddressPair (validated)."""
-    if not isinstance(text, str):
-        raise model.ValidationError(field, text, "expected IP[,MAC]")
-    ip, _, mac = text.partition(",")
-    return model.AddressPair(ip.strip(), mac.strip() or None)
 
 
 def port_from_row(row, key: str = "id") -> model.Port:

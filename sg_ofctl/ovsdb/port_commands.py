@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sg_ofctl import errors, model
+from sg_ofctl import errors, model, vocabulary
 from sg_ofctl.ovsdb import convert
 from sg_ofctl.ovsdb.commands import (Command, find_group, find_port, new_id, row_by_id,
                                      rows, touch)
@@ -12,7 +12,7 @@ from sg_ofctl.ovsdb.convert import GROUP, PORT
 
 def _pairs(values):
     return tuple(v if isinstance(v, model.AddressPair)
-                 else convert.pair_from_text(v, "allowed_address") for v in values)
+                 else vocabulary.pair_from_text(v, "allowed_address") for v in values)
 
 
 def check_against_others(api, port: model.Port, group_rows, exclude_uuid=None) -> None:
