@@ -1,6 +1,6 @@
 """The one declaration of sg-ofctl's OpenFlow pipeline: tables, registers,
 conntrack marks and match fields.  flows/PIPELINE.md is generated from it
-(`python -m sg_ofctl.docs`), and the compiler checks every flow against it."""
+(`python -m sg_ofctl.pipeline_doc`), and the compiler checks every flow against it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -185,9 +185,22 @@ def check_first_table(first_table: int) -> int:
     return first_table
 
 
+def _miss_of(actions) -> str | None:
+    """The declared miss text that a catch-all flow's actions stand for."""
+    if not actions:
+        return "drop"
+    kind = type(actions[0]).__name__
+    if len(actions) == 1 and kind == "Normal":
+        return "NORMAL"
+    if len(actions) == 1 and kind == "Goto":
+        return f"goto {actions[0].table}"
+    return None
+
+
 def check_flow(flow) -> None:
     """Raise ValueError if a flow leaves the declaration: an undeclared table, a
-    match field its table does not declare, or a jump to an undeclared next table."""
+    match field its table does not declare, a jump to an undeclared next table,
+    or a catch-all (priority 0, empty match) that is not the table's miss."""
     table = TABLE_BY_NAME.get(flow.table)
     if table is None:
         raise ValueError(f"undeclared table {flow.table!r}")
@@ -198,3 +211,16 @@ def check_flow(flow) -> None:
         target = getattr(action, "table", None)
         if target is not None and target not in table.next_tables:
             raise ValueError(f"table {table.name} may not continue to {target}")
+    if flow.priority == 0 and not flow.match and _miss_of(flow.actions) != table.miss:
+        raise ValueError(f"table {table.name}: its priority-0 flow differs from its "
+                         f"declared miss {table.miss!r}")
+
+
+def check_misses(flows) -> None:
+    """Every table whose miss is an action (not drop, not "no verdict") has the
+    priority-0 flow that performs it among `flows`."""
+    present = {f.table for f in flows if f.priority == 0 and not f.match}
+    for table in TABLES:
+        if table.miss not in ("drop", "no verdict") and table.name not in present:
+            raise ValueError(f"table {table.name} has no priority-0 flow for its "
+                             f"declared miss {table.miss!r}")

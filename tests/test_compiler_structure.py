@@ -4,11 +4,13 @@ import dataclasses
 import subprocess
 import sys
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from helpers import group, rule, view, vm
 from sg_ofctl import pipeline, pipeline_doc, scenario
-from sg_ofctl.compiler import Compiler, compile_host, diff
+from sg_ofctl.compiler import Compiler, CompilerError, compile_host, diff
+from sg_ofctl.compiler.flows import Goto
 from sg_ofctl.model import Rule
 from test_property import models
 
@@ -41,6 +43,35 @@ def test_every_flow_follows_the_declaration():
               group("s", rule("x", "egress", protocol="icmp"), stateful=False)]
     for flow in compile_host(view(ports, groups)):
         pipeline.check_flow(flow)
+
+
+def _break_static_flows(monkeypatch, change):
+    from sg_ofctl.compiler import build
+    original = build.static_flows
+    monkeypatch.setattr(build, "static_flows", lambda: change(original()))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda flows: flows + [dataclasses.replace(flows[0], match=(("tcp_dst", 80, None),))],
+     "does not declare match field tcp_dst"),
+    (lambda flows: flows + [dataclasses.replace(flows[0], actions=(Goto("ingress_rules"),))],
+     "may not continue to ingress_rules"),
+    (lambda flows: flows + [dataclasses.replace(flows[0], table="nowhere")],
+     "undeclared table"),
+    (lambda flows: [f for f in flows if not (f.table == "forward" and f.priority == 0)],
+     "no priority-0 flow for its declared miss 'NORMAL'"),
+    (lambda flows: [dataclasses.replace(f, actions=()) if f.table == "forward"
+                    and f.priority == 0 else f for f in flows],
+     "differs from its declared miss 'NORMAL'"),
+])
+def test_the_compiler_refuses_a_flow_that_leaves_the_declaration(monkeypatch, change, message):
+    """Checked when flows are built, not only here: a bad flow never reaches a switch."""
+    _break_static_flows(monkeypatch, change)
+    compiler = Compiler()
+    with pytest.raises(CompilerError, match=message):
+        compiler.update(view([vm(1, "g")], [group("g", rule("a"))]))
+    monkeypatch.undo()
+    assert compiler.update(view([vm(1, "g")], [group("g", rule("a"))]))   # recovers
 
 
 def test_flow_count_is_not_ports_times_rules():

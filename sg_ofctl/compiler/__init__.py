@@ -7,34 +7,17 @@ whose inputs changed, so adding one member address costs one or two flows and
 microseconds, whatever the group's size."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Iterable
 
 from sg_ofctl import pipeline
 from sg_ofctl.compiler import build
 from sg_ofctl.compiler.flows import Flow, format_flow
 from sg_ofctl.compiler.ids import stable_numbers
+from sg_ofctl.compiler.parts import CompilerError, FlowDiff, FlowParts
 from sg_ofctl.model import HostView
 
 __all__ = ["Compiler", "CompilerError", "FlowDiff", "compile_host", "diff", "format_flow",
            "sort_flows"]
-
-
-class CompilerError(RuntimeError):
-    """Two parts of a view produced the same flow: an input the model let through."""
-
-
-@dataclass
-class FlowDiff:
-    add: list[Flow] = field(default_factory=list)
-    modify: list[Flow] = field(default_factory=list)
-    delete: list[Flow] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.add) + len(self.modify) + len(self.delete)
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
 
 
 def diff(old: Iterable[Flow], new: Iterable[Flow]) -> FlowDiff:
@@ -67,86 +50,61 @@ def compile_host(view: HostView) -> tuple[Flow, ...]:
 
 
 class Compiler:
+    """Keeps the flows of the last view and returns the flow mods to the next.
+
+    Caches (each keyed so that a changed input misses it):
+    - `_numbers_cache`: stable numbers of a set of names (groups, conjunction
+      refs), keyed by the frozenset of names; a few recent sets are kept, since
+      the same set recurs view after view and hashing it all again costs.
+    - `_refs_cache`: group id -> (group, its remote-group refs); valid while the
+      group is the same object (model values are immutable).
+    - `_ids_cache`: group id -> (refs, conj ids, the (ref key, conj id) pairs the
+      group's rule flows use); valid while both inputs are the same objects.
+    - `_rg_refs_cache`: (all refs, remote group -> its refs with conj ids); valid
+      while the set of refs is equal.
+    Member bookkeeping: `_rg_refs`/`_rg_members` are what the member parts were
+    last built from, per remote group; `_addr_rgs` maps an address to the remote
+    groups it is a member of (tuples: 10,000 small sets cost megabytes).
+    """
+
     def __init__(self):
-        self.flows: dict[tuple, Flow] = {}
-        self._owner: dict[tuple, tuple] = {}
-        self._parts: dict[tuple, tuple] = {}  # part key -> (inputs, flow keys)
-        self._changes: dict[tuple, Flow | None] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next update compiles the view from scratch."""
+        self._parts = FlowParts()
         self._view: HostView | None = None
+        self._numbers: dict[str, int] = {}
         self._rg_refs: dict[str, frozenset] = {}
         self._rg_members: dict[str, frozenset] = {}
         self._addr_rgs: dict[str, tuple] = {}
-        self._numbers: dict[str, int] = {}
-        self._kind_ids: dict[str, set] = {}
+        self._numbers_cache: dict[frozenset, dict] = {}
         self._refs_cache: dict[str, tuple] = {}
         self._ids_cache: dict[str, tuple] = {}
-        self._numbers_cache: dict[frozenset, dict] = {}
         self._rg_refs_cache: tuple = (None, {})
 
-    # -- bookkeeping --------------------------------------------------------------
-    def _set_part(self, key: tuple, inputs, make) -> None:
-        old = self._parts.get(key)
-        if old is not None and old[0] == inputs:
-            return
-        new_flows = make() if inputs is not None else []
-        old_keys = old[1] if old else ()
-        for fk in old_keys:
-            self._changes.setdefault(fk, self.flows[fk])
-            del self.flows[fk]
-            del self._owner[fk]
-        new_keys = []
-        for flow in new_flows:
-            fk = flow.key
-            if fk in self._owner:
-                raise CompilerError(f"{key} and {self._owner[fk]} both produce "
-                                    f"{format_flow(flow)}")
-            self._changes.setdefault(fk, None)
-            self.flows[fk] = flow
-            self._owner[fk] = key
-            new_keys.append(fk)
-        ids_of_kind = self._kind_ids.setdefault(key[0], set())
-        if inputs is None:
-            self._parts.pop(key, None)
-            ids_of_kind.discard(key[-1])
-        else:
-            self._parts[key] = (inputs, tuple(new_keys))
-            ids_of_kind.add(key[-1])
+    @property
+    def flows(self) -> dict[tuple, Flow]:
+        """Flow key -> flow: everything the last view needs."""
+        return self._parts.flows
 
-    def _drop_missing(self, kind: str, keep: set) -> None:
-        present = self._kind_ids.setdefault(kind, set())
-        for name in [n for n in present if n not in keep]:
-            self._set_part((kind, name), None, list)
-
-    def _take_changes(self) -> FlowDiff:
-        out = FlowDiff()
-        for fk, before in self._changes.items():
-            after = self.flows.get(fk)
-            if before is None and after is not None:
-                out.add.append(after)
-            elif after is None and before is not None:
-                out.delete.append(before)
-            elif before != after:
-                out.modify.append(after)
-        self._changes = {}
-        return out
-
-    # -- the view -----------------------------------------------------------------
     def update(self, view: HostView) -> FlowDiff:
         """Make the flows those of `view`; return the flow mods that this takes."""
         try:
             self._update(view)
         except Exception:
             # Leave no half-applied state: the next update recompiles from scratch.
-            self.__init__()
+            self.reset()
             raise
         self._view = view
-        return self._take_changes()
+        return self._parts.take_changes()
 
     def _update(self, view: HostView) -> None:
-        self._set_part(("static",), (), build.static_flows)
+        parts = self._parts
+        parts.set(("static",), (), _checked_static_flows)
         networks = tuple(sorted({p.network for p in view.ports}))
-        self._set_part(("uplinks",), (view.uplinks, networks),
-                       lambda: build.uplink_flows(view.uplinks, networks))
+        parts.set(("uplinks",), (view.uplinks, networks),
+                  lambda: build.uplink_flows(view.uplinks, networks))
 
         filtered = [p for p in view.ports if p.port_security_enabled]
         compiled = sorted({g for p in filtered for g in p.effective_groups})
@@ -159,31 +117,27 @@ class Compiler:
                      numbers == self._numbers and view.groups == self._view.groups)
         if not unchanged:
             for port in view.ports:
-                nums = self._port_numbers(port, numbers)
+                nums = tuple(numbers[g] for g in port.effective_groups)
                 stateful = view.is_stateful(port)
-                self._set_part(("port", port.id), (port, nums, stateful),
-                               lambda port=port, nums=nums, stateful=stateful:
-                               build.port_flows(port, nums, stateful))
+                parts.set(("port", port.id), (port, nums, stateful),
+                          lambda port=port, nums=nums, stateful=stateful:
+                          build.port_flows(port, nums, stateful))
         self._numbers = numbers
-        self._drop_missing("port", {p.id for p in view.ports})
+        parts.keep_only("port", {p.id for p in view.ports})
 
         for gid in compiled:
             group = view.groups[gid]
             ids_used = self._ids_used(gid, refs_by_group[gid], conj_ids)
-            self._set_part(("group", gid), (group, numbers[gid], ids_used),
-                           lambda group=group, n=numbers[gid], c=dict(ids_used):
-                           build.group_rule_flows(group, n, c))
-        self._drop_missing("group", set(compiled))
+            parts.set(("group", gid), (group, numbers[gid], ids_used),
+                      lambda group=group, n=numbers[gid], c=dict(ids_used):
+                      build.group_rule_flows(group, n, c))
+        parts.keep_only("group", set(compiled))
 
         for ref in all_refs:
-            self._set_part(("conj", ref.key), (ref, conj_ids[ref.key]),
-                           lambda ref=ref: build.conj_flows(ref, conj_ids[ref.key]))
-        self._drop_missing("conj", {r.key for r in all_refs})
+            parts.set(("conj", ref.key), (ref, conj_ids[ref.key]),
+                      lambda ref=ref: build.conj_flows(ref, conj_ids[ref.key]))
+        parts.keep_only("conj", {r.key for r in all_refs})
         self._update_members(view, all_refs, conj_ids)
-
-    @staticmethod
-    def _port_numbers(port, numbers) -> tuple[int, ...]:
-        return tuple(numbers[g] for g in port.effective_groups)
 
     def _ids_used(self, gid, refs, conj_ids) -> tuple:
         cached = self._ids_cache.get(gid)
@@ -227,7 +181,7 @@ class Compiler:
                 dirty |= members | old_members
             elif members is not old_members and members != old_members:
                 dirty |= members ^ old_members
-            if members is not old_members:  # (tuples: 10,000 small sets cost megabytes)
+            if members is not old_members:
                 for addr in old_members - members:
                     self._addr_rgs[addr] = tuple(g for g in self._addr_rgs[addr] if g != rg)
                 for addr in members - old_members:
@@ -245,5 +199,14 @@ class Compiler:
                 refs = frozenset().union(*(self._rg_refs[rg] for rg in rgs)) if rgs else None
             if not rgs:
                 self._addr_rgs.pop(addr, None)
-            self._set_part(("member", addr), refs,
-                           lambda addr=addr, refs=refs: build.member_flows(addr, refs))
+            self._parts.set(("member", addr), refs,
+                            lambda addr=addr, refs=refs: build.member_flows(addr, refs))
+
+
+def _checked_static_flows() -> list[Flow]:
+    flows = build.static_flows()
+    try:
+        pipeline.check_misses(flows)
+    except ValueError as e:
+        raise CompilerError(str(e)) from None
+    return flows

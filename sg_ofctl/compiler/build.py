@@ -7,8 +7,9 @@ from typing import Iterable, NamedTuple
 
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
-from sg_ofctl.compiler.flows import (Conjunction, Ct, CtClear, Flow, Goto, Load, Normal,
-                                     Output, PopVlan, Resubmit, intern, ip_value, make_match)
+from sg_ofctl.compiler.conntrack import conntrack_flows
+from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Normal, Output, PopVlan,
+                                     Resubmit, intern, ip_value, make_match, set_bits)
 from sg_ofctl.compiler.portranges import range_to_masks
 from sg_ofctl.model import ICMP_NUMBERS, PORT_PROTOCOLS, Port, Rule, SecurityGroup
 
@@ -51,22 +52,12 @@ def _load(reg: P.Register, value: int, ofs: int = 0, nbits: int = 32) -> Load:
     return Load(reg.field, value, ofs, nbits)
 
 
-def _set_bits(reg: P.Register, bits: int) -> Load:
-    """Set the contiguous `bits` of a register, leaving its other bits alone."""
-    ofs = (bits & -bits).bit_length() - 1
-    return Load(reg.field, bits >> ofs, ofs, bits.bit_length() - ofs)
-
-
 def _flow(table, priority, match, actions, cookie) -> Flow:
     return Flow(table, priority, match, intern(tuple(actions)), cookie)
 
 
 def _m(**fields):
     return make_match(**fields)
-
-
-def _flag(reg: P.Register, bit: int):
-    return {reg.field: (bit, bit)}
 
 
 # ---- shared tables --------------------------------------------------------------
@@ -115,54 +106,7 @@ def static_flows() -> list[Flow]:
     add("ingress_guard", 50, [Goto("ingress_ct")], eth_type=ETH_IPV6)
 
     for direction in ("egress", "ingress"):
-        flows += _conntrack_flows(direction, c)
-    return flows
-
-
-def _conntrack_flows(direction: str, c: int) -> list[Flow]:
-    ct_table, state, dispatch = f"{direction}_ct", f"{direction}_state", f"{direction}_dispatch"
-    verdict = f"{direction}_verdict"
-    accept = "forward" if direction == "egress" else "ingress_output"
-    flows = []
-    add = lambda table, prio, actions, **m: flows.append(_flow(table, prio, _m(**m), actions, c))  # noqa: E731
-    stateless = _flag(P.FLAGS, P.FLAG_STATELESS)
-    established = _flag(P.FLAGS, P.FLAG_ESTABLISHED)
-    side = P.CT_MARK_REVOKED_EGRESS if direction == "egress" else P.CT_MARK_REVOKED_INGRESS
-    revoked_here = {"ct_mark": (side, side)}
-    not_revoked = {"ct_mark": (0, P.CT_MARK_REVOKED)}
-    trk = P.CT_TRK
-    clear = [CtClear()] if direction == "ingress" else []
-
-    add(ct_table, 100, [Goto(dispatch)], **stateless)
-    for eth in (ETH_IP, ETH_IPV6):
-        add(ct_table, 90, clear + [Ct(table=state)], eth_type=eth)
-
-    def st(on, off=0):
-        return {"ct_state": (on | trk, on | off | trk)}
-    add(state, 100, [], **st(P.CT_INV))
-    # Replies and related packets pass only while neither side has revoked the connection.
-    add(state, 85, [Goto(accept)], **st(P.CT_REL), **not_revoked)
-    add(state, 80, [], **st(P.CT_REL))
-    add(state, 75, [Goto(accept)], **st(P.CT_EST | P.CT_RPL), **not_revoked)
-    add(state, 72, [], **st(P.CT_EST | P.CT_RPL))
-    add(state, 70, [_set_bits(P.FLAGS, P.FLAG_ESTABLISHED | P.FLAG_WAS_REVOKED),
-                    Goto(dispatch)], **st(P.CT_EST, P.CT_RPL), **revoked_here)
-    add(state, 65, [_set_bits(P.FLAGS, P.FLAG_ESTABLISHED), Goto(dispatch)],
-        **st(P.CT_EST, P.CT_RPL))
-    add(state, 60, [Goto(dispatch)], **st(P.CT_NEW))
-
-    deny = {P.VERDICT.field: (P.VERDICT_DENY, P.VERDICT_DENY)}
-    allow = {P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW)}
-    revoke = Ct(commit=True, mark=(side, side))
-    add(verdict, 95, [], **deny)
-    add(verdict, 90, [Goto(accept)], **allow, **stateless)
-    add(verdict, 80, [Goto(accept)], **allow, **established)
-    for eth in (ETH_IP, ETH_IPV6):  # OVS accepts ct() only on a flow that matches IP
-        add(verdict, 100, [revoke], eth_type=eth, **deny, **established)
-        add(verdict, 85, [Ct(commit=True, mark=(0, side)), Goto(accept)],
-            eth_type=eth, **allow, **_flag(P.FLAGS, P.FLAG_WAS_REVOKED))
-        add(verdict, 75, [Ct(commit=True), Goto(accept)], eth_type=eth, **allow)
-        add(verdict, 70, [revoke], eth_type=eth, **established)
+        flows += conntrack_flows(direction, c)
     return flows
 
 
@@ -319,7 +263,7 @@ def _rule_flows(group: SecurityGroup, number: int, conj_ids: dict[str, int]):
         if rule.remote_net is not None:
             value, mask, _ = ip_value(rule.normalized_cidr)
             remote = {remote_field(rule.direction, rule.ethertype): (value, mask)}
-        verdict = _set_bits(P.VERDICT, VERDICT_BITS[rule.action])
+        verdict = set_bits(P.VERDICT.field, VERDICT_BITS[rule.action])
         for fields in l4:
             flows.append(_flow(table, PLAIN_PRIORITY[rule.action],
                                _m(**{P.GROUP.field: number}, **fields, **remote), [verdict], c))
@@ -330,7 +274,7 @@ def conj_flows(ref: RemoteRef, conj_id: int) -> list[Flow]:
     """The flow a completed remote-group conjunction lands on."""
     c = ids.cookie(ids.KIND_CONJ, ref.remote_group_id, ref.key)
     return [_flow(f"{ref.direction}_rules", CONJ_PRIORITY[ref.action], _m(conj_id=conj_id),
-                  [_set_bits(P.VERDICT, VERDICT_BITS[ref.action])], c)]
+                  [set_bits(P.VERDICT.field, VERDICT_BITS[ref.action])], c)]
 
 
 def member_flows(address: str, refs: Iterable[tuple[RemoteRef, int]]) -> list[Flow]:

@@ -30,6 +30,12 @@ class Load:
     nbits: int = 32
 
 
+def set_bits(register: str, bits: int) -> Load:
+    """Set the contiguous `bits` of a register, leaving its other bits alone."""
+    ofs = (bits & -bits).bit_length() - 1
+    return Load(register, bits >> ofs, ofs, bits.bit_length() - ofs)
+
+
 @dataclass(frozen=True, slots=True)
 class Ct:
     """Conntrack in the zone held by the `zone` register; `table` recirculates;
