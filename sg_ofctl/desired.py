@@ -8,7 +8,6 @@ id.  Errors name the file, line, path, field and value.  See docs/FORMAT.md.
 from __future__ import annotations
 
 import functools
-from typing import Mapping
 
 from sg_ofctl import errors, model
 from sg_ofctl.state import Desired, DesiredGroup, DesiredPort
@@ -167,40 +166,17 @@ def _listish(field, value):
 
 
 def check(state: Desired) -> None:
-    """Cross-object rules: named groups exist, addresses are unique per network,
-    no port mixes stateful and stateless groups."""
-    known = set(state.groups) | {model.DEFAULT_GROUP}
-    for name, entry in state.groups.items():
-        for rule in entry.group.rules:
-            if rule.remote_group_id is not None and rule.remote_group_id not in known:
-                raise model.ValidationError("remote_group", rule.remote_group_id,
-                                            f"group {name!r} names a group that is not "
-                                            "in the file")
-    check_ports([p.port for p in state.ports.values()],
-                {n: g.group.stateful for n, g in state.groups.items()})
-
-
-def check_ports(ports, stateful_by_group: Mapping[str, bool]) -> None:
-    ips, macs = {}, {}
-    for port in ports:
-        for gid in port.security_groups:
-            if gid not in stateful_by_group and gid != model.DEFAULT_GROUP:
-                raise model.ValidationError("groups", gid, f"port {port.name!r} names a "
-                                            "group that does not exist")
-        kinds = {stateful_by_group.get(g, True) for g in port.effective_groups}
-        if len(kinds) > 1:
-            raise model.ValidationError("groups", list(port.security_groups),
-                                        f"port {port.name!r} mixes stateful and stateless "
-                                        "groups")
-        other = macs.setdefault((port.network, port.mac), port.name)
-        if other != port.name:
-            raise model.ValidationError("mac", port.mac, f"used by ports {other!r} and "
-                                        f"{port.name!r} on network {port.network}")
-        for ip in port.fixed_ips:
-            other = ips.setdefault((port.network, ip), port.name)
-            if other != port.name:
-                raise model.ValidationError("ips", ip, f"used by ports {other!r} and "
-                                            f"{port.name!r} on network {port.network}")
+    """The rules across objects (model.check_ports, model.check_remote_groups):
+    named groups exist (in the file, or `default`, which the database always
+    has), no port mixes stateful and stateless groups, MACs and fixed IPs are
+    unique per network."""
+    stateful = {model.DEFAULT_GROUP: True,
+                **{name: g.group.stateful for name, g in state.groups.items()}}
+    try:
+        model.check_remote_groups((g.group for g in state.groups.values()), set(stateful))
+    except model.ValidationError as e:     # the file's word for the field
+        raise model.ValidationError("remote_group", e.value, e.reason) from None
+    model.check_ports([p.port for p in state.ports.values()], stateful)
 
 
 # ---- writing ---------------------------------------------------------------

@@ -383,6 +383,97 @@ class MemberAddresses(frozenset):
                    else parse_ip(field_name, a) for a in addresses)
 
 
+# ---- rules across ports: decided here only ---------------------------------------
+# Used by HostView (the compiler's input), the YAML format (desired.check), the
+# database writes (ovsdb: port create/set, agents' tag-declared rows) and the
+# agent's view builder (which leaves out exactly the ports named by a problem).
+
+class AddressClash(ValidationError):
+    """A MAC or fixed IP that two ports use on one network (the database layer
+    reports it as a conflict with what it holds)."""
+
+    def __init__(self, field_name, value, reason, ports):
+        super().__init__(field_name, value, reason)
+        self.ports = ports
+
+
+def _label(port: Port) -> str:
+    return port.name or port.id
+
+
+def port_problems(ports: Iterable[Port], stateful_by_group: Mapping[str, bool],
+                  group_names: Mapping[str, str] | None = None, *,
+                  unique_ips: bool = True) -> list[tuple[Port, ValidationError]]:
+    """Every cross-port problem, with the port it closes (a clash closes both):
+    each of a port's groups exists (a key of `stateful_by_group`; `default`
+    stands for a port without groups), its groups are all stateful or all
+    stateless, and per network its MAC (and the MACs of its allowed address
+    pairs, when port security is on) and its fixed IPs are no other port's.
+    Ports are taken in name order, so the verdict does not depend on the
+    caller's order.  `group_names` (id -> name) only makes messages readable.
+    `unique_ips=False` leaves out the fixed-IP rule (HostView: see there)."""
+    names = group_names or {}
+    out: list[tuple[Port, ValidationError]] = []
+    macs: dict = {}
+    ips: dict = {}
+    for port in sorted(ports, key=lambda p: (_label(p), p.id)):
+        missing = [g for g in port.effective_groups if g not in stateful_by_group]
+        if missing:
+            out.append((port, ValidationError(
+                "security_groups", names.get(missing[0], missing[0]),
+                f"port {_label(port)!r} names a group that does not exist")))
+            continue
+        if len({stateful_by_group[g] for g in port.effective_groups}) > 1:
+            out.append((port, ValidationError(
+                "security_groups", [names.get(g, g) for g in port.effective_groups],
+                f"port {_label(port)!r} mixes stateful and stateless groups")))
+            continue
+        own = {port.mac: "its MAC"}
+        if port.port_security_enabled:
+            for pair in port.allowed_address_pairs:
+                if pair.mac_address and pair.mac_address not in own:
+                    own[pair.mac_address] = "an allowed address pair"
+        for mac, use in own.items():
+            first = macs.setdefault((port.network, mac), (port, use))
+            if first[0] is not port:
+                out.extend(_clash("mac_address", mac, first, (port, use)))
+        for ip in port.fixed_ips if unique_ips else ():
+            first = ips.setdefault((port.network, ip), (port, "a fixed IP"))
+            if first[0] is not port:
+                out.extend(_clash("fixed_ips", ip, first, (port, "a fixed IP")))
+    return out
+
+
+def _clash(field_name, value, first, second):
+    """The problem of both ports of a clash."""
+    (a, a_use), (b, b_use) = first, second
+    a_text, b_text = repr(_label(a)), repr(_label(b))
+    if a_use != b_use:
+        a_text, b_text = f"{a_text} ({a_use})", f"{b_text} ({b_use})"
+    error = AddressClash(field_name, value, f"used by port {a_text} and port {b_text} "
+                         f"on network {b.network}", (a, b))
+    return [(a, error), (b, error)]
+
+
+def check_ports(ports: Iterable[Port], stateful_by_group: Mapping[str, bool],
+                group_names: Mapping[str, str] | None = None, *,
+                unique_ips: bool = True) -> None:
+    """Raise the first of port_problems() (ValidationError; AddressClash for a clash)."""
+    problems = port_problems(ports, stateful_by_group, group_names, unique_ips=unique_ips)
+    if problems:
+        raise problems[0][1]
+
+
+def check_remote_groups(groups: Iterable[SecurityGroup], known) -> None:
+    """Every rule's remote group is one of `known` (group ids)."""
+    for group in groups:
+        for rule in group.rules:
+            if rule.remote_group_id is not None and rule.remote_group_id not in known:
+                raise ValidationError("remote_group_id", rule.remote_group_id,
+                                      f"rule {rule.id} of group {group.display_name!r} "
+                                      "names a group that does not exist")
+
+
 @dataclass(frozen=True)
 class HostView:
     """The compiler's input: one host's local ports, the groups they use (and the
@@ -407,37 +498,20 @@ class HostView:
         self._check()
 
     def _check(self):
-        ofports, macs = {}, {}
+        ofports = {}
         for port in self.ports:
-            if port.port_security_enabled:
-                own = {port.mac} | {p.mac_address for p in port.allowed_address_pairs
-                                    if p.mac_address}
-                for mac in own:
-                    other = macs.setdefault((port.network, mac), port.id)
-                    if other != port.id:
-                        raise ValidationError("mac_address", mac, f"used by local ports {other} "
-                                              f"and {port.id} on network {port.network}")
             if port.ofport is None:
                 raise ValidationError("ofport", None, f"local port {port.id} has no ofport")
             if port.ofport in ofports or port.ofport in self.uplinks:
                 raise ValidationError("ofport", port.ofport, f"used by {port.id} and "
                                       f"{ofports.get(port.ofport, 'an uplink')}")
             ofports[port.ofport] = port.id
-            kinds = set()
-            for gid in port.effective_groups:
-                if gid not in self.groups:
-                    raise ValidationError("security_groups", gid,
-                                          f"port {port.id} names a group that does not exist")
-                kinds.add(self.groups[gid].stateful)
-            if len(kinds) > 1:
-                raise ValidationError("security_groups", list(port.effective_groups),
-                                      f"port {port.id} mixes stateful and stateless groups")
-        for group in self.groups.values():
-            for rule in group.rules:
-                if rule.remote_group_id and rule.remote_group_id not in self.groups \
-                        and rule.remote_group_id not in self.members:
-                    raise ValidationError("remote_group_id", rule.remote_group_id,
-                                          f"rule {rule.id} names a group that does not exist")
+        # Fixed IPs unique per network is the cloud's address plan: every writer
+        # and the agent's view enforce it; the compiler is right for any
+        # addresses (the property tests share IPs between ports on purpose).
+        check_ports(self.ports, {gid: g.stateful for gid, g in self.groups.items()},
+                    unique_ips=False)
+        check_remote_groups(self.groups.values(), set(self.groups) | set(self.members))
 
     def member_addresses(self, group_id: str) -> frozenset[str]:
         return self.members.get(group_id, frozenset())

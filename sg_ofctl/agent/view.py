@@ -1,8 +1,9 @@
 """Local interfaces + the security-group database -> the compiler's HostView.
 
 A local port gets flows only when everything about it is valid: its row
-exists (by `iface-id`), the model accepts it, its groups exist, it does not
-mix stateful and stateless groups, and its MAC is not another local port's.
+exists (by `iface-id`), the model accepts it, and the model's rules across
+ports hold (model.port_problems: its groups exist, it does not mix stateful
+and stateless groups, its MACs and fixed IPs are no other local port's).
 Any other interface with an `iface-id` stays fail-closed (no flows: classify
 drops what it sends; the agent also sets OFPPC_NO_FWD so NORMAL sends it
 nothing), with the reason in `problems`.  Interfaces without `iface-id` are
@@ -55,23 +56,20 @@ class ViewBuilder:
             port = cached[1] if cached is not None and cached[0] is rec.port else \
                 dataclasses.replace(rec.port, ofport=iface.ofport)
             cache[key] = (rec.port, port)
-            reason = _group_problem(port, sg.groups)
-            if reason:
-                problems[iface.name] = reason
-                continue
             candidates.append((iface.name, port))
         self._port_cache = cache
 
-        macs: dict = {}
-        for iface_name, port in candidates:
-            if port.port_security_enabled:
-                for mac in {port.mac} | {p.mac_address for p in port.allowed_address_pairs
-                                         if p.mac_address}:
-                    macs.setdefault((port.network, mac), []).append(iface_name)
-        clashing = {n for names in macs.values() if len(names) > 1 for n in names}
-        for iface_name in clashing:
-            problems[iface_name] = "its MAC is used by another local port on the same network"
-        chosen = [(n, p) for n, p in candidates if n not in clashing]
+        # The rules across ports (groups exist, no stateful/stateless mix, MAC
+        # and fixed IPs unique per network): model.port_problems decides; a
+        # clash closes both ports, every other port goes on.
+        stateful = {gid: g.stateful for gid, g in sg.groups.items()}
+        stateful.setdefault(model.DEFAULT_GROUP, True)   # HostView adds it if missing
+        iface_of = {id(port): iface_name for iface_name, port in candidates}
+        for port, error in model.port_problems(
+                [p for _, p in candidates], stateful,
+                {gid: g.name for gid, g in sg.groups.items() if g.name}):
+            problems.setdefault(iface_of[id(port)], str(error))
+        chosen = [(n, p) for n, p in candidates if n not in problems]
 
         ports = tuple(p for _, p in chosen)
         if len(ports) == len(self._last_ports) and \
@@ -102,17 +100,3 @@ class ViewBuilder:
                               members=sg.members, uplinks=tuple(uplinks))
         return view, kept
 
-
-def _group_problem(port: model.Port, groups: dict) -> str | None:
-    kinds = set()
-    for gid in port.effective_groups:
-        group = groups.get(gid)
-        if group is None:
-            if gid == model.DEFAULT_GROUP:
-                kinds.add(True)
-                continue
-            return f"security group {gid!r} does not exist"
-        kinds.add(group.stateful)
-    if len(kinds) > 1:
-        return "mixes stateful and stateless groups"
-    return None

@@ -35,9 +35,8 @@ def _apply(args):
     want = desired.load(text, source)
     with common.connect(args, ALL) as api:
         changes = api.run(api.apply(want, dry_run=args.dry_run))
-    for verb, kind, name, detail in changes:
-        sign = {"create": "+", "delete": "-", "update": "~"}[verb]
-        print(f"{sign} {kind} {name}" + (f": {detail}" if detail else ""))
+    for change in changes:     # the typed plan that apply writes, as it is written
+        print(change.text())
     if not changes:
         print("No changes: the database already matches the file.")
     elif args.dry_run:

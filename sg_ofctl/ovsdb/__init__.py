@@ -4,9 +4,16 @@
 - `sg_ofctl.ovsschema`  the schema
 - `server`    start/stop/status of ovsdb-server processes (no ovsdbapp import)
 - `api`       connect(); the ovsdbapp API with commands; reads
-- `commands`  the write commands (groups, rules, ports)
-- `apply`     the declarative apply of a whole desired state
-- `convert`   rows <-> model values; `read_state()` for agents
+- `rows`      what every write shares: look-ups, row writers, the cross-port
+              check against the rows held, the command base
+- `commands`  the write commands on groups and rules; initialisation
+- `port_commands`  the write commands on ports (CLI, API)
+- `host_writes`    an agent's writes for its host (bindings, tag-declared rows)
+- `apply`     the declarative apply of a whole desired state (a typed plan)
+- `convert`   rows <-> model values; `state_from_tables()` for readers
+
+Imports point one way: api -> apply/commands/port_commands/host_writes -> rows
+-> convert.
 """
 
 from sg_ofctl.ovsdb import fastjson as _fastjson

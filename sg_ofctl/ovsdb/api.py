@@ -23,7 +23,8 @@ from ovsdbapp.backend import ovs_idl as ovsdbapp_backend
 from ovsdbapp.backend.ovs_idl import connection as ovsdbapp_connection
 
 from sg_ofctl import errors
-from sg_ofctl.ovsdb import commands, convert, fastjson
+from sg_ofctl.ovsdb import apply as apply_mod
+from sg_ofctl.ovsdb import commands, convert, fastjson, host_writes, port_commands
 from sg_ofctl.ovsdb.server import SCHEMA_NAME, SCHEMA_PATH
 
 LOG = logging.getLogger(__name__)
@@ -130,20 +131,24 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
         return commands.RuleDelete(self, list(ids))
 
     def port_create(self, fields):
-        return commands.PortCreate(self, dict(fields))
+        return port_commands.PortCreate(self, dict(fields))
 
     def port_set(self, ref, changes):
-        return commands.PortSet(self, ref, dict(changes))
+        return port_commands.PortSet(self, ref, dict(changes))
 
     def port_delete(self, refs):
-        return commands.PortDelete(self, list(refs))
+        return port_commands.PortDelete(self, list(refs))
 
     def port_bind(self, ref, host):
         """For agents: record the host that has bound the port ("" = unbound)."""
-        return commands.PortBind(self, ref, host)
+        return port_commands.PortBind(self, ref, host)
+
+    def host_writes(self, writes: host_writes.HostWrites):
+        """For agents: bind/unbind and the tag-declared rows of one host, at once
+        (the result is a host_writes.HostWritesResult)."""
+        return host_writes.HostPortWrites(self, writes)
 
     def apply(self, desired, dry_run=False):
-        from sg_ofctl.ovsdb import apply as apply_mod
         return apply_mod.ApplyCommand(self, desired, dry_run)
 
 

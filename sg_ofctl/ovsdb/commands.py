@@ -1,13 +1,5 @@
-"""Write commands on the security-group database (ovsdbapp commands).
-
-Every command checks its request against the rows the IDL holds, inside the
-transaction, and builds model values so that the model's validation is the only
-one.  Every write also verifies and bumps `Global.revision`: two clients that
-write at once conflict, and ovsdbapp re-runs the loser's commands on fresh data
-(so no update is lost and checks like "address already used" hold).  What
-OVSDB itself enforces backs this up: unique ids/names (indexes), one rule per
-identity in a group (index), and strong references (a group that a port or a
-rule still names cannot be deleted).
+"""Write commands on groups and rules (ovsdbapp commands), and the database's
+initialisation.  How every write is checked and serialised: rows.py.
 
 Creates generate their id before the transaction; a command re-run after a
 failover first looks for that id, so a commit whose reply was lost is not
@@ -15,95 +7,14 @@ done twice.
 """
 from __future__ import annotations
 
-import uuid
-
-from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
+import time
 
 from sg_ofctl import errors, model, vocabulary
 from sg_ofctl.ovsdb import convert
 from sg_ofctl.ovsdb.convert import GLOBAL, GROUP, PORT, RULE
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def rows(api, table):
-    return list(api.tables[table].rows.values())
-
-
-def _by_name_or_id(api, table, ref: str):
-    """The row named `ref`, else the row whose id is `ref` (a name wins), or None."""
-    table_rows = rows(api, table)
-    named = next((r for r in table_rows if r.name == ref), None)
-    return named if named is not None else next((r for r in table_rows if r.id == ref), None)
-
-
-def find_group(api, ref: str, field: str = "security_group"):
-    row = _by_name_or_id(api, GROUP, ref)
-    if row is None:
-        raise errors.NotFound(f"{field}={ref!r}: no such security group (name or id)")
-    return row
-
-
-def find_port(api, ref: str):
-    row = _by_name_or_id(api, PORT, ref)
-    if row is None:
-        raise errors.NotFound(f"port={ref!r}: no such port (name or id)")
-    return row
-
-
-def find_rule(api, rule_id: str):
-    for row in rows(api, RULE):
-        if row.id == rule_id:
-            return row
-    raise errors.NotFound(f"rule={rule_id!r}: no such security group rule")
-
-
-def row_by_id(api, table, row_id):
-    return next((r for r in rows(api, table) if r.id == row_id), None)
-
-
-def bump_revision(api, txn) -> None:
-    """Serialise writers: verify Global.revision and increment it."""
-    glob = next(iter(api.tables[GLOBAL].rows.values()), None)
-    if glob is None:
-        raise errors.UserError("the database is not initialised (no Global row)")
-    glob.verify("revision")
-    glob.revision = glob.revision + 1
-
-
-def insert_rule(txn, api, rule: model.Rule, group_row, remote_row):
-    row = txn.insert(api.tables[RULE])
-    for column, value in convert.rule_columns(rule).items():
-        setattr(row, column, value)
-    row.security_group = group_row
-    row.remote_group = [remote_row] if remote_row is not None else []
-    row.created_at = convert.now()
-    return row
-
-
-def insert_group(txn, api, gid, name, description, stateful, external_ids):
-    row = txn.insert(api.tables[GROUP])
-    stamp = convert.now()
-    row.id, row.name, row.description, row.stateful = gid, name, description, stateful
-    row.revision_number, row.created_at, row.updated_at = 1, stamp, stamp
-    row.external_ids = dict(external_ids)
-    return row
-
-
-def touch(row) -> None:
-    row.revision_number = row.revision_number + 1
-    row.updated_at = convert.now()
-
-
-class Command(ovsdbapp_command.BaseCommand):
-    def run_idl(self, txn):
-        bump_revision(self.api, txn)
-        self.result = self.do(txn)
-
-    def do(self, txn):
-        raise NotImplementedError
+from sg_ofctl.ovsdb.rows import (Command, bump_revision, find_group, find_port,  # noqa: F401
+                                 find_rule, insert_group, insert_rule, new_id, row_by_id,
+                                 rows, touch)
 
 
 class Initialize(Command):
@@ -144,7 +55,6 @@ def ensure_initialized(api) -> None:
         api.run(Initialize(api))
     except (RuntimeError, errors.Conflict):
         # Another client initialised at the same moment: its rows arrive shortly.
-        import time
         deadline = time.monotonic() + 5
         while api.read(missing) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -305,8 +215,3 @@ class RuleDelete(Command):
         for row in found.values():
             row.delete()
         return deleted
-
-
-# Port commands live in their own module (they import the helpers above).
-from sg_ofctl.ovsdb.port_commands import (  # noqa: E402,F401
-    PortBind, PortCreate, PortDelete, PortSet)

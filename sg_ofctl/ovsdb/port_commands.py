@@ -1,53 +1,19 @@
-"""Write commands on ports (see commands.py for how every write is serialised)."""
+"""Write commands on ports (rows.py: how every write is checked and serialised).
+The agents' writes (bindings, tag-declared rows) are `HostPortWrites` (host_writes.py)."""
 from __future__ import annotations
 
 import dataclasses
 
-from sg_ofctl import errors, model, vocabulary
+from sg_ofctl import model, vocabulary
 from sg_ofctl.ovsdb import convert
-from sg_ofctl.ovsdb.commands import (Command, find_group, find_port, new_id, row_by_id,
-                                     rows, touch)
-from sg_ofctl.ovsdb.convert import GROUP, PORT
+from sg_ofctl.ovsdb.convert import PORT
+from sg_ofctl.ovsdb.rows import (Command, check_against_others, find_group, find_port,
+                                 insert_port, new_id, row_by_id, touch, write_port)
 
 
 def _pairs(values):
     return tuple(v if isinstance(v, model.AddressPair)
                  else vocabulary.pair_from_text(v, "allowed_address") for v in values)
-
-
-def check_against_others(api, port: model.Port, group_rows, exclude_uuid=None) -> None:
-    """Name, MAC and fixed IPs unique (per network); no stateful/stateless mix."""
-    kinds = {g.stateful for g in group_rows}
-    if not group_rows and port.port_security_enabled:
-        kinds = {next((g.stateful for g in rows(api, GROUP) if g.id == model.DEFAULT_GROUP),
-                      True)}
-    if len(kinds) > 1:
-        raise model.ValidationError("security_groups", sorted(g.name for g in group_rows),
-                                    f"port {port.name!r} mixes stateful and stateless groups")
-    for row in rows(api, PORT):
-        if row.uuid == exclude_uuid:
-            continue
-        if row.name == port.name:
-            raise errors.Conflict(f"name={port.name!r}: a port with this name exists "
-                                  f"(id {row.id})")
-        if row.network != port.network:
-            continue
-        if row.mac == port.mac:
-            raise errors.Conflict(f"mac_address={port.mac!r}: already used by port "
-                                  f"{row.name!r} on network {port.network}")
-        shared = sorted(set(row.fixed_ips) & set(port.fixed_ips))
-        if shared:
-            raise errors.Conflict(f"fixed_ips={shared[0]!r}: already used by port "
-                                  f"{row.name!r} on network {port.network}")
-
-
-def write_port(row, port: model.Port, group_rows, new: bool = False) -> None:
-    for column, value in convert.port_columns(port).items():
-        if new or getattr(row, column) != value:
-            setattr(row, column, value)
-    if new or sorted(g.uuid for g in row.security_groups) != \
-            sorted(g.uuid for g in group_rows):
-        row.security_groups = list(group_rows)
 
 
 class PortCreate(Command):
@@ -74,12 +40,8 @@ class PortCreate(Command):
                           port_security_enabled=f.get("port_security", True),
                           security_groups=tuple(g.id for g in group_rows),
                           network=f.get("network", 0) if f.get("network") is not None else 0)
-        check_against_others(self.api, port, group_rows)
-        row = txn.insert(self.api.tables[PORT])
-        write_port(row, port, group_rows, new=True)
-        stamp = convert.now()
-        row.host, row.revision_number, row.created_at, row.updated_at = "", 1, stamp, stamp
-        row.external_ids = dict(f.get("external_ids") or {})
+        check_against_others(self.api, port)
+        insert_port(txn, self.api, port, group_rows, f.get("external_ids"))
         return self.pid
 
 
@@ -114,7 +76,7 @@ class PortSet(Command):
             security_groups=tuple(g.id for g in group_rows))
         if not port.name.strip():
             raise model.ValidationError("name", port.name, "must be a non-empty string")
-        check_against_others(self.api, port, group_rows, exclude_uuid=row.uuid)
+        check_against_others(self.api, port, exclude_uuids=(row.uuid,))
         write_port(row, port, group_rows)
         for key, value in (c.get("external_ids") or {}).items():
             row.setkey("external_ids", key, value)
