@@ -24,9 +24,9 @@ from sg_ofctl.model import Rule
 NEUTRON_FLOWS = {"small": 171, "medium": 7696, "large": None}
 
 
-def _timed(fn):
+def _timed(fn, *args):
     start = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     return result, time.perf_counter() - start
 
 
@@ -36,11 +36,11 @@ def measure(data: dict, repeat: int) -> dict:
     member_mods = rule_mods = 0
     for _ in range(repeat):
         compiler = Compiler()
-        first, seconds = _timed(lambda: compiler.update(view))
+        first, seconds = _timed(compiler.update, view)
         compile_times.append(seconds)
         flows = len(compiler.flows)
         grown = scenario.with_member_added(view, data["updates"]["member_add"])
-        change, seconds = _timed(lambda: compiler.update(grown))
+        change, seconds = _timed(compiler.update, grown)
         member_times.append(seconds)
         member_mods = len(change)
         with_rule = scenario.with_rule_added(grown, data["updates"]["rule_add"])
@@ -84,7 +84,7 @@ def measure_big_group(data: dict, size: int, repeat: int) -> dict:
         compiler.update(view)
         grown = dataclasses.replace(view, members={**view.members,
                                                    "big": addresses | {f"10.47.255.{i + 1}"}})
-        change, seconds = _timed(lambda: compiler.update(grown))
+        change, seconds = _timed(compiler.update, grown)
         times.append(seconds)
         mods = len(change)
     return {"scenario": f"{data.get('scenario')}+group-of-{size}", "members_in_group": size,

@@ -15,7 +15,8 @@ from sg_ofctl.compiler.portranges import range_to_masks
 TARGET = pathlib.Path(__file__).resolve().parent.parent / "flows" / "PIPELINE.md"
 
 def _example_masks() -> str:
-    return ", ".join(str(v) if m is None else f"{v}/{m:#06x}" for v, m in range_to_masks(8000, 8080))
+    masks = range_to_masks(8000, 8080)
+    return ", ".join(str(v) if m is None else f"{v}/{m:#06x}" for v, m in masks)
 
 
 DESIGN = f"""\

@@ -1,5 +1,6 @@
-"""Load the benchmark scenarios (`bench/scenarios/*.json`, copies of shared/scenarios, Neutron's field names)
-into a HostView, and apply their `updates`.  Pure: no I/O beyond reading JSON."""
+"""Load the benchmark scenarios (`bench/scenarios/*.json`, copies of shared/scenarios,
+Neutron's field names) into a HostView, and apply their `updates`.  Pure: no I/O
+beyond reading JSON."""
 from __future__ import annotations
 
 import dataclasses

@@ -13,19 +13,9 @@ import time
 from ovs_testbed import OvsTestbed, stop_pid
 from ovsdb_fixtures import ok
 
+from polling import eventually  # noqa: F401  (re-exported for the agent tests)
+
 OF_LISTEN = "127.0.0.1:6653"
-
-
-def eventually(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = ""):
-    """Wait until predicate() is truthy; return its value or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def cut_after(session, start: float, limit: float = 3.0) -> float:

@@ -7,7 +7,6 @@ Test modules import the module-scoped `net` fixture (one network per module).
     c (10.0.0.3, fd00::c): `ssh-in` (ingress tcp/22 only) + `out` (egress IPv4 anywhere)
     d (10.0.0.4, fd00::d): `stateless` (no conntrack: ingress tcp/22, egress IPv4 any)
 """
-import dataclasses
 
 import pytest
 

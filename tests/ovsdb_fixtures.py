@@ -14,10 +14,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+
+from polling import eventually
 
 from sg_ofctl.ovsdb import server
 
@@ -149,7 +150,7 @@ class Cluster:
         """`sg-ofctl db start --cluster ADDR [--join ADDR]` for member `index`.
         A port chosen free may be taken before ovsdb-server binds it: then
         start afresh on new ports."""
-        for attempt in range(attempts):
+        for _attempt in range(attempts):
             join = [] if index == 0 else ["--join", self.raft[0]]
             rc, _, err = run_cli("--state-dir", str(self.dirs[index]), "db", "start",
                                  "--cluster", self.raft[index], *join, "--listen",
@@ -177,15 +178,7 @@ class Cluster:
         raise AssertionError("no leader")
 
     def wait_until(self, predicate, what: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    return
-            except Exception:          # noqa: BLE001 - keep polling
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for: {what}")
+        eventually(predicate, timeout, 0.1, what, ignore=(Exception,))
 
     def stop(self) -> None:
         for member in self.members:

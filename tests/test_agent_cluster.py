@@ -8,6 +8,9 @@ import signal
 from agent_testbed import Hypervisor, eventually
 from ovs_testbed import OvsTestbed, run
 from ovsdb_fixtures import cluster, ok  # noqa: F401
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 MAC = {"cli": "fa:16:3e:00:04:01", "srv": "fa:16:3e:00:04:02"}
 IP = {"cli": "10.0.4.1", "srv": "10.0.4.2"}

@@ -13,6 +13,8 @@ from agent_testbed import Hypervisor, eventually
 from ovs_testbed import OvsTestbed
 from ovsdb_fixtures import new_database
 
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
+
 MAC = {"a": "fa:16:3e:00:02:01", "b": "fa:16:3e:00:02:02", "g": "fa:16:3e:00:02:07",
        "h": "fa:16:3e:00:02:08", "l": "fa:16:3e:00:02:09"}
 IP = {"a": "10.0.1.1", "b": "10.0.1.2", "g": "10.0.1.7", "h": "10.0.1.8", "l": "10.0.1.9"}

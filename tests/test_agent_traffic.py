@@ -18,6 +18,8 @@ from agent_testbed import Hypervisor, cut_after, eventually
 from ovs_testbed import OvsTestbed
 from ovsdb_fixtures import new_database
 
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
+
 MAC = {n: f"fa:16:3e:00:01:{i:02x}" for i, n in enumerate("abcdexfg", 1)}
 IP = {n: f"10.0.0.{i}" for i, n in enumerate("abcdexfg", 1)}
 IP6 = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c"}

@@ -12,6 +12,8 @@ from agent_testbed import Hypervisor, cut_after, eventually
 from ovs_testbed import OvsTestbed, run
 from ovsdb_fixtures import new_database
 
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
+
 
 @pytest.fixture
 def hosts():

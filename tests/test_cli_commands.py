@@ -8,6 +8,8 @@ import yaml
 
 from ovsdb_fixtures import ok, run_cli, sgdb  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
+
 
 def show(db, kind, ref):
     return json.loads(ok(kind, "show", ref, "-f", "json", db=db.remote))

@@ -12,7 +12,7 @@ from sg_ofctl import pipeline, pipeline_doc, scenario
 from sg_ofctl.compiler import Compiler, CompilerError, compile_host, diff
 from sg_ofctl.compiler.flows import Goto
 from sg_ofctl.model import Rule
-from test_property import models
+from strategies import models
 
 
 
@@ -131,7 +131,7 @@ def _apply(flows, d):
     return set(by_key.values())
 
 
-@settings(max_examples=150, deadline=None, database=None,
+@settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(first=models(), second=models(), third=models())
 def test_incremental_compiler_matches_full_compile(first, second, third):

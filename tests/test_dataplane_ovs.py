@@ -11,6 +11,8 @@ from sg_ofctl.compiler.flows import Ct, Flow, Load, make_match
 from sg_ofctl.compiler.ids import KIND_RULE, cookie
 from sg_ofctl.dataplane.render import ofctl_text
 
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
+
 
 def _scenario_flows(name: str):
     return compile_host(scenario.host_view(scenario.load(scenario.path(name))))

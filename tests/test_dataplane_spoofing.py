@@ -6,6 +6,9 @@ import struct
 
 from dataplane_net import IP6S, net  # noqa: F401
 from sg_ofctl.compiler.build import link_local
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 ALL_NODES_MAC, ALL_NODES = "33:33:00:00:00:01", "ff02::1"

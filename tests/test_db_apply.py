@@ -8,6 +8,9 @@ from pathlib import Path
 import yaml
 
 from ovsdb_fixtures import ok, run_cli, sgdb, subprocess_cli  # noqa: F401
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "three-tier.yaml"
 

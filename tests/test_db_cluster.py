@@ -7,11 +7,14 @@ import json
 import os
 import signal
 import threading
-import time
 
 from sg_ofctl.ovsdb import api, server
 
 from ovsdb_fixtures import cluster, ok, run_cli  # noqa: F401
+from polling import eventually
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 
 def rule_ports_on(remote: str) -> set[int]:
@@ -94,11 +97,6 @@ def test_cluster_members_through_the_cli(cluster):
     assert status["cluster_role"] in ("leader", "follower")
     # A write through one member is read back through another.
     ok("group", "create", "via-0", db=cluster.remote_of(0))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        names = ok("group", "list", "-f", "value", "-c", "Name",
-                   db=cluster.remote_of(2)).split()
-        if "via-0" in names:
-            break
-        time.sleep(0.1)
-    assert "via-0" in names
+    eventually(lambda: "via-0" in ok("group", "list", "-f", "value", "-c", "Name",
+                                     db=cluster.remote_of(2)).split(),
+               10, 0.1, "the group written through member 0, read through member 2")

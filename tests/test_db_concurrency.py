@@ -10,6 +10,9 @@ from sg_ofctl import errors
 from sg_ofctl.ovsdb import api
 
 from ovsdb_fixtures import ok, sgdb, subprocess_cli  # noqa: F401
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 
 class RetryCounter(logging.Handler):

@@ -9,6 +9,9 @@ from sg_ofctl import model
 from sg_ofctl.ovsdb import api
 
 from ovsdb_fixtures import ok, sgdb  # noqa: F401
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "three-tier.yaml"
 

@@ -12,6 +12,8 @@ from sg_ofctl.ovsdb import server
 
 from ovsdb_fixtures import free_tcp_port, ok, run_cli, state_dir, subprocess_cli  # noqa: F401
 
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
+
 
 def test_start_status_stop_through_the_cli(state_dir):
     sd = ["--state-dir", str(state_dir)]

@@ -3,6 +3,9 @@ import json
 import pathlib
 
 from ovsdb_fixtures import ok, run_cli, sgdb  # noqa: F401
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "three-tier.yaml"
 

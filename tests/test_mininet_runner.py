@@ -10,6 +10,8 @@ import pytest
 
 from sg_ofctl.sandbox.ledger import list_netns
 
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,7 +1,7 @@
 """Every bad input gives one ValidationError naming the field and the value."""
 import pytest
 
-from sg_ofctl.model import (AddressPair, HostView, Port, Rule, SecurityGroup, ValidationError,
+from sg_ofctl.model import (AddressPair, HostView, Port, Rule, ValidationError,
                             build_groups)
 
 R = dict(id="r1", security_group_id="g")

@@ -1,31 +1,60 @@
 """Every command README.md shows is exercised: the `sg-ofctl` lines run here, in
 order, against a private database; every other command names the test that
 runs it (a README command no test covers fails this test)."""
+import ast
 import pathlib
 import re
 import shlex
+
+import pytest
 
 from ovsdb_fixtures import ok, sgdb  # noqa: F401
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
 
-# command prefix -> (test file that runs it, text that file must contain)
+# command prefix -> (the test function that runs it, text in that function or in the
+# helper it runs it through, that helper's file if any)
 COVERED_ELSEWHERE = {
-    "./sg-ofctl-sandbox": ("test_sandbox.py", "sg-ofctl-sandbox"),
-    "source /run/sg-ofctl-sandbox/env.sh": ("test_sandbox.py", "env.sh"),
-    "scripts/test.sh": ("../.ci/run", "scripts/test.sh"),
-    "SG_OFCTL_PROPERTY_MODELS=": ("test_property.py", "SG_OFCTL_PROPERTY_MODELS"),
-    "python -m sg_ofctl.pipeline_doc": ("test_compiler_structure.py", "pipeline_doc.main"),
-    "python -m sg_ofctl.golden": ("test_golden.py", "golden.main"),
-    "python bench/compile.py": ("test_bench_compile.py", "compile.py"),
-    ".venv/bin/python mininet/run.py": ("test_mininet_runner.py", "run.py"),
-    "sg-ofctl status": ("test_agent_traffic.py", "status"),
-    "sg-ofctl explain --from web-1-eth0": ("test_explain.py", "web-1-eth0"),
-    "sg-ofctl agent": ("agent_testbed.py", "agent"),
-    "sg-ofctl db start --cluster": ("ovsdb_fixtures.py", '"--cluster", self.raft[index], *join'),
-    "sg-ofctl --db": ("agent_testbed.py", '"--db", self.db, "agent"'),
+    "./sg-ofctl-sandbox": ("test_sandbox.py::test_sandbox_start_matrix_change_restart_stop",
+                           'sandbox("start"', None),
+    "source /run/sg-ofctl-sandbox/env.sh": (
+        "test_sandbox.py::test_sandbox_start_matrix_change_restart_stop", "env.sh", None),
+    "scripts/test.sh": ("test_readme.py::test_ci_runs_the_readme_test_command",
+                        "scripts/test.sh", None),
+    "SG_OFCTL_PROPERTY_MODELS=": ("test_property.py::test_flows_agree_with_reference",
+                                  "SG_OFCTL_PROPERTY_MODELS", None),
+    "python -m sg_ofctl.pipeline_doc": (
+        "test_compiler_structure.py::test_pipeline_doc_is_up_to_date", "pipeline_doc.main", None),
+    "python -m sg_ofctl.golden": ("test_golden.py::test_golden_check_command_agrees",
+                                  "golden.main", None),
+    "python bench/compile.py": ("test_bench_compile.py::test_compile_bench_prints_json_lines",
+                                "BENCH", None),
+    ".venv/bin/python mininet/run.py": ("test_mininet_runner.py::test_runner_reachability",
+                                        "run.py", None),
+    "sg-ofctl status": ("test_agent_traffic.py::test_status_command", '"status"', None),
+    "sg-ofctl explain --from web-1-eth0": (
+        "test_explain.py::test_explain_names_the_deciding_rules", "web-1-eth0", None),
+    "sg-ofctl agent": ("test_agent_traffic.py::test_tags_create_and_bind_the_port",
+                       '"agent", "--bridge"', "agent_testbed.py"),
+    "sg-ofctl db start --cluster": ("test_db_cluster.py::test_leader_killed_during_writes",
+                                    '"--cluster", self.raft[index], *join',
+                                    "ovsdb_fixtures.py"),
+    "sg-ofctl --db": ("test_agent_traffic.py::test_tags_create_and_bind_the_port",
+                      '"--db", self.db, "agent"', "agent_testbed.py"),
 }
+
+
+def _function_source(test: str) -> str:
+    """The source of `FILE::FUNCTION` and of the fixtures it takes from FILE."""
+    file_name, function = test.split("::")
+    text = (REPO / "tests" / file_name).read_text()
+    tree = ast.parse(text)
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert function in functions, f"{file_name} has no test function {function}"
+    node = functions[function]
+    used = [functions[a.arg] for a in node.args.args if a.arg in functions]
+    return "\n".join(ast.get_source_segment(text, n) for n in [node, *used])
 
 
 def readme_commands() -> list[str]:
@@ -51,10 +80,22 @@ def test_readme_commands_that_other_tests_run():
         if where is None:
             assert command.startswith("sg-ofctl "), f"no test runs README command: {command}"
             continue
-        path = (REPO / "tests" / where[0]).resolve()
-        assert where[1] in path.read_text(), f"{path.name} does not run: {command}"
+        test, text, helper = where
+        source = _function_source(test)
+        if helper is not None:
+            assert text in (REPO / "tests" / helper).read_text(), f"{helper} does not run {command}"
+            assert pathlib.Path(helper).stem in (REPO / "tests" / test.split("::")[0]).read_text()
+        else:
+            assert text in source, f"{test} does not run: {command}"
 
 
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "scripts/test.sh" in [line.strip() for line in ci.splitlines()]
+    assert "scripts/test.sh" in README
+
+
+@pytest.mark.root
 def test_readme_cli_tour_runs_in_order(sgdb, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.chdir(REPO)
     ran = 0

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from sg_ofctl.sandbox.ledger import list_netns
 from sg_ofctl.sandbox.proc import alive
+import pytest
+
+pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "sg-ofctl-sandbox"

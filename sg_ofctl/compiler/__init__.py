@@ -38,8 +38,10 @@ def diff(old: Iterable[Flow], new: Iterable[Flow]) -> FlowDiff:
 
 def sort_flows(flows: Iterable[Flow]) -> list[Flow]:
     order = {t.name: i for i, t in enumerate(pipeline.TABLES)}
-    return sorted(flows, key=lambda f: (order[f.table], -f.priority,
-                                        tuple((n, v, -1 if m is None else m) for n, v, m in f.match)))
+    def key(flow):
+        match = tuple((n, v, -1 if m is None else m) for n, v, m in flow.match)
+        return order[flow.table], -flow.priority, match
+    return sorted(flows, key=key)
 
 
 def compile_host(view: HostView) -> tuple[Flow, ...]:
