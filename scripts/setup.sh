@@ -23,7 +23,8 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import sg_ofctl, pytest, hypothesis, os_ken, ovsdbapp" 2>/dev/null; then
+if ! .venv/bin/python -c "import sg_ofctl, pytest, hypothesis, os_ken, ovsdbapp, mypy" 2>/dev/null \
+    || [ ! -x .venv/bin/ruff ]; then
   echo "==> installing sg-ofctl and test dependencies into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
 fi

@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+echo "==> ruff (lint) and mypy (types of the pure core)"
+.venv/bin/ruff check --quiet .
+.venv/bin/mypy --no-error-summary
 exec .venv/bin/python -m pytest -n "${SG_OFCTL_TEST_WORKERS:-2}" "$@"

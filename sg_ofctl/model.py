@@ -200,11 +200,12 @@ class Rule:
     @property
     def port_range(self) -> tuple[int, int] | None:
         """(min, max) for tcp/udp/sctp, None when all ports (1-65535 included)."""
-        if self.ip_proto not in PORT_PROTOCOLS or self.port_range_min is None:
+        low, high = self.port_range_min, self.port_range_max
+        if self.ip_proto not in PORT_PROTOCOLS or low is None or high is None:
             return None
-        if (self.port_range_min, self.port_range_max) == (1, 65535):
+        if (low, high) == (1, 65535):
             return None
-        return self.port_range_min, self.port_range_max
+        return low, high
 
     @property
     def icmp_type_code(self) -> tuple[int | None, int | None]:
@@ -244,7 +245,7 @@ class SecurityGroup:
         if not isinstance(self.stateful, bool):
             raise ValidationError("stateful", self.stateful, "must be true or false")
         rules = tuple(_as_rule(r, self.id) for r in self.rules)
-        seen = {}
+        seen: dict[tuple, str] = {}
         for rule in rules:
             if rule.security_group_id != self.id:
                 raise ValidationError("security_group_id", rule.security_group_id,
@@ -498,7 +499,7 @@ class HostView:
         self._check()
 
     def _check(self):
-        ofports = {}
+        ofports: dict[int, str] = {}
         for port in self.ports:
             if port.ofport is None:
                 raise ValidationError("ofport", None, f"local port {port.id} has no ofport")

@@ -3,7 +3,12 @@ conntrack marks and match fields.  flows/PIPELINE.md is generated from it
 (`python -m sg_ofctl.pipeline_doc`), and the compiler checks every flow against it."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sg_ofctl.compiler.flows import Flow
 
 DEFAULT_FIRST_TABLE = 0
 
@@ -185,7 +190,7 @@ def check_first_table(first_table: int) -> int:
     return first_table
 
 
-def _miss_of(actions) -> str | None:
+def _miss_of(actions: Sequence[Any]) -> str | None:
     """The declared miss text that a catch-all flow's actions stand for."""
     if not actions:
         return "drop"
@@ -197,7 +202,7 @@ def _miss_of(actions) -> str | None:
     return None
 
 
-def check_flow(flow) -> None:
+def check_flow(flow: Flow) -> None:
     """Raise ValueError if a flow leaves the declaration: an undeclared table, a
     match field its table does not declare, a jump to an undeclared next table,
     or a catch-all (priority 0, empty match) that is not the table's miss."""
@@ -216,7 +221,7 @@ def check_flow(flow) -> None:
                          f"declared miss {table.miss!r}")
 
 
-def check_misses(flows) -> None:
+def check_misses(flows: Iterable[Flow]) -> None:
     """Every table whose miss is an action (not drop, not "no verdict") has the
     priority-0 flow that performs it among `flows`."""
     present = {f.table for f in flows if f.priority == 0 and not f.match}

@@ -103,10 +103,10 @@ class Compiler:
 
     def _update(self, view: HostView) -> None:
         parts = self._parts
-        parts.set(("static",), (), _checked_static_flows)
+        parts.put(("static",), (), _checked_static_flows)
         networks = tuple(sorted({p.network for p in view.ports}))
-        parts.set(("uplinks",), (view.uplinks, networks),
-                  lambda: build.uplink_flows(view.uplinks, networks))
+        parts.put(("uplinks",), (view.uplinks, networks),
+                  build.uplink_flows, view.uplinks, networks)
 
         filtered = [p for p in view.ports if p.port_security_enabled]
         compiled = sorted({g for p in filtered for g in p.effective_groups})
@@ -121,23 +121,21 @@ class Compiler:
             for port in view.ports:
                 nums = tuple(numbers[g] for g in port.effective_groups)
                 stateful = view.is_stateful(port)
-                parts.set(("port", port.id), (port, nums, stateful),
-                          lambda port=port, nums=nums, stateful=stateful:
-                          build.port_flows(port, nums, stateful))
+                parts.put(("port", port.id), (port, nums, stateful),
+                          build.port_flows, port, nums, stateful)
         self._numbers = numbers
         parts.keep_only("port", {p.id for p in view.ports})
 
         for gid in compiled:
             group = view.groups[gid]
             ids_used = self._ids_used(gid, refs_by_group[gid], conj_ids)
-            parts.set(("group", gid), (group, numbers[gid], ids_used),
-                      lambda group=group, n=numbers[gid], c=dict(ids_used):
-                      build.group_rule_flows(group, n, c))
+            parts.put(("group", gid), (group, numbers[gid], ids_used),
+                      build.group_rule_flows, group, numbers[gid], ids_used)
         parts.keep_only("group", set(compiled))
 
         for ref in all_refs:
-            parts.set(("conj", ref.key), (ref, conj_ids[ref.key]),
-                      lambda ref=ref: build.conj_flows(ref, conj_ids[ref.key]))
+            parts.put(("conj", ref.key), (ref, conj_ids[ref.key]),
+                      build.conj_flows, ref, conj_ids[ref.key])
         parts.keep_only("conj", {r.key for r in all_refs})
         self._update_members(view, all_refs, conj_ids)
 
@@ -201,8 +199,7 @@ class Compiler:
                 refs = frozenset().union(*(self._rg_refs[rg] for rg in rgs)) if rgs else None
             if not rgs:
                 self._addr_rgs.pop(addr, None)
-            self._parts.set(("member", addr), refs,
-                            lambda addr=addr, refs=refs: build.member_flows(addr, refs))
+            self._parts.put(("member", addr), refs, build.member_flows, addr, refs)
 
 
 def _checked_static_flows() -> list[Flow]:

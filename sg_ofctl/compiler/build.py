@@ -10,6 +10,7 @@ from sg_ofctl.compiler import ids
 from sg_ofctl.compiler.conntrack import conntrack_flows
 from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Normal, Output, PopVlan,
                                      Resubmit, intern, ip_value, make_match, set_bits)
+from sg_ofctl.compiler.flows import Action
 from sg_ofctl.compiler.portranges import range_to_masks
 from sg_ofctl.model import ICMP_NUMBERS, PORT_PROTOCOLS, Port, Rule, SecurityGroup
 
@@ -155,6 +156,8 @@ def source_bindings(port: Port) -> list[tuple[str, str]]:
 def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool) -> list[Flow]:
     c = ids.cookie(ids.KIND_PORT, port.id)
     o, zone = port.ofport, zone_of(port.network)
+    if o is None:
+        raise ValueError(f"port {port.id} has no ofport")
     if not port.port_security_enabled:
         return [_flow("classify", 100, _m(in_port=o), [_load(P.ZONE, zone), Goto("forward")], c)]
     flags = 0 if stateful else P.FLAG_STATELESS
@@ -190,7 +193,7 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool) -> li
                                                     ipv6_nd_target=(value, mask)),
                                [Goto("forward")], c))
     for direction, reg in (("egress", P.SRC_PORT), ("ingress", P.DST_PORT)):
-        actions = [] if direction == "egress" else [_load(P.VERDICT, 0)]
+        actions: list[Action] = [] if direction == "egress" else [_load(P.VERDICT, 0)]
         for number in group_numbers:
             actions += [_load(P.GROUP, number), Resubmit(f"{direction}_rules")]
         actions.append(Goto(f"{direction}_verdict"))
@@ -230,12 +233,14 @@ def remote_field(direction: str, ethertype: str) -> str:
     return f"{family}_src" if direction == "ingress" else f"{family}_dst"
 
 
-def group_rule_flows(group: SecurityGroup, number: int, conj_ids: dict[str, int]) -> list[Flow]:
-    """A group's rules, once for every local port of the group.  Two rules may
+def group_rule_flows(group: SecurityGroup, number: int,
+                     conj_ids: Iterable[tuple[str, int]]) -> list[Flow]:
+    """A group's rules, once for every local port of the group; `conj_ids` are
+    the (remote ref key, conjunction id) pairs its rules use.  Two rules may
     share a flow (overlapping port masks, or clause 1 of two remote groups):
     it is emitted once, with the conjunction actions of both."""
     merged: dict[tuple, Flow] = {}
-    for flow in _rule_flows(group, number, conj_ids):
+    for flow in _rule_flows(group, number, dict(conj_ids)):
         seen = merged.get(flow.key)
         if seen is None:
             merged[flow.key] = flow
@@ -261,7 +266,7 @@ def _rule_flows(group: SecurityGroup, number: int, conj_ids: dict[str, int]):
             continue
         remote = {}
         if rule.remote_net is not None:
-            value, mask, _ = ip_value(rule.normalized_cidr)
+            value, mask, _ = ip_value(str(rule.remote_net))
             remote = {remote_field(rule.direction, rule.ethertype): (value, mask)}
         verdict = set_bits(P.VERDICT.field, VERDICT_BITS[rule.action])
         for fields in l4:

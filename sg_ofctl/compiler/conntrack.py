@@ -3,8 +3,11 @@ conntrack, `*_state` sorts packets by their connection's state, `*_verdict`
 turns the rules' verdict into commit, revoke or drop.  Shared by every port."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sg_ofctl import pipeline as P
-from sg_ofctl.compiler.flows import Ct, CtClear, Flow, Goto, intern, make_match, set_bits
+from sg_ofctl.compiler.flows import (Action, Ct, CtClear, Flow, Goto, intern, make_match,
+                                     set_bits)
 
 ETH_IP, ETH_IPV6 = 0x0800, 0x86DD
 
@@ -40,7 +43,7 @@ class VerdictPriority:
     REVOKE_UNMATCHED = 70      # no rule allows an established connection: mark revoked
 
 
-def _flag(reg: P.Register, bit: int) -> dict:
+def _flag(reg: P.Register, bit: int) -> dict[str, tuple[int, int]]:
     return {reg.field: (bit, bit)}
 
 
@@ -50,7 +53,8 @@ def conntrack_flows(direction: str, cookie: int) -> list[Flow]:
     accept = "forward" if direction == "egress" else "ingress_output"
     flows: list[Flow] = []
 
-    def add(table, priority, actions, **match):
+    def add(table: str, priority: int, actions: Sequence[Action],
+            **match: int | tuple[int, int]) -> None:
         flows.append(Flow(table, priority, make_match(**match), intern(tuple(actions)), cookie))
 
     stateless = _flag(P.FLAGS, P.FLAG_STATELESS)
@@ -64,7 +68,7 @@ def conntrack_flows(direction: str, cookie: int) -> list[Flow]:
     for eth in (ETH_IP, ETH_IPV6):
         add(ct_table, CtPriority.TRACK, clear + [Ct(table=state)], eth_type=eth)
 
-    def st(on, off=0):
+    def st(on: int, off: int = 0) -> dict[str, tuple[int, int]]:
         return {"ct_state": (on | P.CT_TRK, on | off | P.CT_TRK)}
     add(state, StatePriority.INVALID, [], **st(P.CT_INV))
     add(state, StatePriority.RELATED, [Goto(accept)], **st(P.CT_REL), **not_revoked)

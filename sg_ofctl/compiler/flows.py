@@ -74,6 +74,7 @@ class PopVlan:
 
 
 Match = tuple  # tuple[tuple[str, int, int | None], ...]
+Action = Goto | Resubmit | Load | Ct | CtClear | Conjunction | Output | Normal | PopVlan
 
 
 @dataclass(frozen=True, slots=True)

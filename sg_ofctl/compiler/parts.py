@@ -14,6 +14,9 @@ from typing import Callable, Iterable
 from sg_ofctl import pipeline
 from sg_ofctl.compiler.flows import Flow, format_flow
 
+FlowKey = tuple[object, ...]   # Flow.key: table, priority, match
+PartKey = tuple[str, ...]      # (kind, id)
+
 
 class CompilerError(RuntimeError):
     """Two parts of a view produced the same flow (an input the model let
@@ -35,18 +38,20 @@ class FlowDiff:
 
 class FlowParts:
     def __init__(self) -> None:
-        self.flows: dict[tuple, Flow] = {}          # flow key -> flow
-        self._owner: dict[tuple, tuple] = {}        # flow key -> part key
-        self._parts: dict[tuple, tuple] = {}        # part key -> (inputs, flow keys)
-        self._by_kind: dict[str, set] = {}          # part kind -> ids present
-        self._before: dict[tuple, Flow | None] = {}  # flow key -> flow before the changes
+        self.flows: dict[FlowKey, Flow] = {}          # flow key -> flow
+        self._owner: dict[FlowKey, PartKey] = {}      # flow key -> part key
+        self._parts: dict[PartKey, tuple[object, tuple[FlowKey, ...]]] = {}  # inputs, flows
+        self._by_kind: dict[str, set[str]] = {}       # part kind -> ids present
+        self._before: dict[FlowKey, Flow | None] = {}  # flow key -> flow before the changes
 
-    def set(self, key: tuple, inputs, make: Callable[[], Iterable[Flow]]) -> None:
-        """Make part `key` the flows of `make()` for `inputs` (None: no part)."""
+    def put(self, key: PartKey, inputs: object, make: Callable[..., Iterable[Flow]],
+            *args: object) -> None:
+        """Make part `key` the flows of `make(*args)`, made from `inputs` (None: no
+        part); `make` runs only when the inputs differ from the part's last ones."""
         old = self._parts.get(key)
         if old is not None and old[0] == inputs:
             return
-        new_flows = list(make()) if inputs is not None else []
+        new_flows = list(make(*args)) if inputs is not None else []
         for flow in new_flows:
             try:
                 pipeline.check_flow(flow)
@@ -74,10 +79,10 @@ class FlowParts:
             self._parts[key] = (inputs, tuple(new_keys))
             present.add(key[-1])
 
-    def keep_only(self, kind: str, keep: set) -> None:
+    def keep_only(self, kind: str, keep: set[str]) -> None:
         """Remove the parts of `kind` whose id is not in `keep`."""
         for part_id in [i for i in self._by_kind.get(kind, ()) if i not in keep]:
-            self.set((kind, part_id), None, list)
+            self.put((kind, part_id), None, list)
 
     def take_changes(self) -> FlowDiff:
         """The flow mods since the last call."""
@@ -88,7 +93,7 @@ class FlowParts:
                 out.add.append(after)
             elif after is None and before is not None:
                 out.delete.append(before)
-            elif before != after:
+            elif after is not None and before != after:
                 out.modify.append(after)
         self._before = {}
         return out

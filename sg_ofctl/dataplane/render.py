@@ -71,8 +71,10 @@ class _WireMatch(parser.OFPMatch):
     which made rendering 25,000 flows take seconds."""
 
     def __init__(self, oxm: bytes):  # no super().__init__(): its Flow() is the cost
-        self._oxm, self.type, self.length, self.fields, self._fields2 = \
-            oxm, ofp.OFPMT_OXM, None, [], []
+        self._oxm, self.type = oxm, ofp.OFPMT_OXM
+        self.length: int | None = None
+        self.fields: list = []
+        self._fields2: list = []
 
     def __str__(self):
         return f"OFPMatch(oxm={self._oxm.hex()})"
@@ -121,7 +123,7 @@ def render_match_slow(match) -> parser.OFPMatch:
 
 
 def parse_match(match: parser.OFPMatch):
-    fields = {}
+    fields: dict[str, object] = {}
     for name, value in match.items():
         if name not in pipeline.FIELDS:
             raise FlowParseError(f"match field {name}={value!r} is not in the pipeline")
