@@ -12,7 +12,7 @@ import sys
 import yaml
 
 from sg_ofctl.compiler import compile_host, format_flow
-from sg_ofctl.model import HostView, Port, ValidationError, build_groups
+from sg_ofctl.model import HostView, Port, ValidationError, build_groups, host_view
 
 SCENARIO_DIR = pathlib.Path(__file__).resolve().parent.parent / "flows" / "scenarios"
 VIEW_KEYS = {"description", "uplinks", "groups", "ports", "members"}
@@ -28,14 +28,8 @@ def load_view(path: pathlib.Path) -> HostView:
                           "security_groups": tuple(p.get("security_groups", ())),
                           "allowed_address_pairs": tuple(p.get("allowed_address_pairs", ()))})
                   for p in data.get("ports", []))
-    members: dict[str, set] = {}
-    for port in ports:
-        for gid in port.effective_groups:
-            members.setdefault(gid, set()).update(port.addresses())
-    for gid, addresses in (data.get("members") or {}).items():
-        members.setdefault(gid, set()).update(addresses)
-    return HostView(ports=ports, groups=build_groups(data.get("groups", [])), members=members,
-                    uplinks=tuple(data.get("uplinks", ())))
+    return host_view(ports, build_groups(data.get("groups", [])).values(),
+                     data.get("members") or {}, data.get("uplinks", ()))
 
 
 def render(view: HostView) -> str:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import pathlib
 
+from sg_ofctl import model
 from sg_ofctl.model import HostView, Port, Rule, build_groups
 
 RULE_FIELDS = ("id", "security_group_id", "direction", "ethertype", "protocol",
@@ -36,8 +37,8 @@ def host_view(data: dict) -> HostView:
                        fixed_ips=(p["ip"],) if isinstance(p["ip"], str) else tuple(p["ip"]),
                        security_groups=tuple(p["security_groups"]), network=vlan,
                        ofport=p["ofport"]) for p in data["ports"])
-    members = {gid: frozenset(ip for ip, _mac in pairs) for gid, pairs in data["members"].items()}
-    return HostView(ports=ports, groups=groups, members=members)
+    remote = {gid: [ip for ip, _mac in pairs] for gid, pairs in data["members"].items()}
+    return model.host_view(ports, groups.values(), remote)
 
 
 def _rule(raw: dict) -> Rule:

@@ -50,7 +50,7 @@ def rule_from_fields(fields: Mapping, rule_id: str, group_id: str) -> model.Rule
             raise model.ValidationError(key, value, "unknown rule field (known: "
                                         f"{', '.join(RULE_KEYS)})")
     ethertype = fields.get("ethertype") or "IPv4"
-    model._require_choice("ethertype", ethertype, model.ETHERTYPES)
+    model.require_choice("ethertype", ethertype, model.ETHERTYPES)
     proto = model.parse_protocol(fields.get("protocol"), ethertype)
     low = high = None
     renamed = {}

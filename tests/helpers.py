@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ofsim import Simulator
 from sg_ofctl.compiler import compile_host
-from sg_ofctl.model import HostView, Port, Rule, SecurityGroup
+from sg_ofctl.model import HostView, Port, Rule, SecurityGroup, host_view
 from sg_ofctl.reference import Packet, Reference
 
 MAC = "fa:16:3e:00:00:{:02x}".format
@@ -24,11 +24,9 @@ def rule(rid: str, direction: str = "ingress", **kw) -> Rule:
 
 
 def view(ports, groups, members=None, uplinks=(UPLINK,)) -> HostView:
+    """Members: the ports' own addresses, or exactly `members` when given."""
     if members is None:
-        members = {}
-        for p in ports:
-            for g in p.effective_groups:
-                members.setdefault(g, set()).update(p.addresses())
+        return host_view(ports, groups, uplinks=uplinks)
     return HostView(ports=tuple(ports), groups={g.id: g for g in groups}, members=members,
                     uplinks=uplinks)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from helpers import MAC, UPLINK
-from sg_ofctl.model import AddressPair, HostView, Port, Rule, SecurityGroup
+from sg_ofctl.model import AddressPair, HostView, Port, Rule, SecurityGroup, host_view
 from sg_ofctl.reference import Packet, _eui64
 
 V4 = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.6", "10.0.1.9", "192.168.0.1"]
@@ -74,13 +74,9 @@ def models(draw) -> HostView:
                           allowed_address_pairs=pairs, port_security_enabled=secure,
                           security_groups=tuple(port_groups),
                           network=draw(st.sampled_from([0, 0, 5]))))
-    members = {}
-    for p in ports:
-        for g in p.effective_groups:
-            members.setdefault(g, set()).update(p.addresses())
-    for g in GROUPS + ["default"]:
-        members.setdefault(g, set()).update(draw(st.lists(st.sampled_from(V4 + V6), max_size=2)))
-    return HostView(ports=tuple(ports), groups=groups, members=members, uplinks=(UPLINK,))
+    remote = {g: draw(st.lists(st.sampled_from(V4 + V6), max_size=2))
+              for g in GROUPS + ["default"]}
+    return host_view(ports, groups.values(), remote, uplinks=(UPLINK,))
 
 
 MACS = [MAC(n) for n in range(1, 5)] + EXTRA_MACS + ["fa:16:3e:00:00:77", "ff:ff:ff:ff:ff:ff"]

@@ -113,11 +113,7 @@ class DbState:
     def members(self) -> dict[str, frozenset[str]]:
         """Each group's member addresses (fixed IPs and allowed pairs) on any host;
         ports without a group count as members of `default`."""
-        out: dict[str, set[str]] = {gid: set() for gid in self.groups}
-        for port in self.ports:
-            for gid in port.effective_groups:
-                out.setdefault(gid, set()).update(port.addresses())
-        return {gid: frozenset(addrs) for gid, addrs in out.items()}
+        return {**{gid: frozenset() for gid in self.groups}, **model.group_members(self.ports)}
 
 
 def state_from_tables(tables) -> DbState:
