@@ -24,10 +24,10 @@ from sg_ofctl.dataplane.flowjson import flow_from_json, flow_to_json
 from sg_ofctl.dataplane.render import ofctl_text
 from sg_ofctl.dataplane.tables import name_tables_commands
 from sg_ofctl.sandbox import nethelper
+from sg_ofctl.sandbox.ovs import PrivateOvs
 from sg_ofctl.sandbox.proc import run, stop_pid  # noqa: F401  (tests import them here)
 
 HELPER = nethelper.__file__
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 OF_PORT = 6653
 
 
@@ -185,52 +185,27 @@ class OvsTestbed:
         self.ns = f"sgtb-{self.tag}"
         self.bridge = bridge
         self.dir = Path(tempfile.mkdtemp(prefix=f"sgtb-{self.tag}-", dir="/tmp"))
-        self.env = {**os.environ, "OVS_RUNDIR": str(self.dir), "OVS_LOGDIR": str(self.dir),
-                    "OVS_DBDIR": str(self.dir)}
-        self.db = f"unix:{self.dir}/db.sock"
+        self.ovs = PrivateOvs(self.dir, self.ns)
+        self.env = self.ovs.env
+        self.db = self.ovs.db
         self.vms: dict[str, Vm] = {}
         self._undo: list = []
         self.controller: Controller | None = None
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> "OvsTestbed":
-        d = self.dir
         run(["ip", "netns", "add", self.ns])
         self._undo.append(lambda: run(["ip", "netns", "del", self.ns], check=False))
         run(["ip", "-n", self.ns, "link", "set", "lo", "up"])
-        run(["ovsdb-tool", "create", f"{d}/conf.db", SCHEMA])
-        run(["ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
-             f"--pidfile={d}/ovsdb-server.pid", f"--unixctl={d}/ovsdb-server.ctl", "--detach",
-             f"--log-file={d}/ovsdb-server.log", "--no-chdir"], env=self.env)
-        self._undo.append(lambda: self._stop_daemon("ovsdb-server"))
-        self.vsctl("--no-wait", "init")
-        self._start_vswitchd()
-        self._undo.append(lambda: self._stop_daemon("ovs-vswitchd"))
-        self.vsctl("add-br", self.bridge, "--", "set", "bridge", self.bridge,
-                   "datapath_type=netdev", "fail_mode=secure",
-                   "protocols=OpenFlow13,OpenFlow14,OpenFlow15",
-                   "other_config:disable-in-band=true")
+        self._undo.append(self.ovs.stop)
+        self.ovs.start()
+        self.ovs.add_bridge(self.bridge)
         return self
-
-    def _start_vswitchd(self) -> None:
-        d = self.dir
-        run(["ip", "netns", "exec", self.ns, "ovs-vswitchd", self.db,
-             f"--pidfile={d}/ovs-vswitchd.pid", f"--unixctl={d}/ovs-vswitchd.ctl", "--detach",
-             f"--log-file={d}/ovs-vswitchd.log", "--no-chdir"], env=self.env, timeout=60)
 
     def restart_vswitchd(self) -> None:
         """Stop and start ovs-vswitchd: every OpenFlow flow and conntrack entry is
         lost; the bridge, ports and controller come back from the database."""
-        self._stop_daemon("ovs-vswitchd")
-        self._start_vswitchd()
-        self.vsctl("wait-until", "bridge", self.bridge)
-
-    def _stop_daemon(self, name: str) -> None:
-        try:
-            pid = int((self.dir / f"{name}.pid").read_text())
-        except (FileNotFoundError, ValueError):
-            return
-        stop_pid(pid)
+        self.ovs.restart_vswitchd(self.bridge)
 
     def close(self) -> None:
         """Undo everything, last first; never raises."""
@@ -254,16 +229,14 @@ class OvsTestbed:
 
     # -- tools ----------------------------------------------------------------------------
     def vsctl(self, *args) -> str:
-        return run(["ovs-vsctl", f"--db={self.db}", "--timeout=30", *args],
-                   env=self.env).stdout.strip()
+        return self.ovs.vsctl(*args)
 
     def ofctl(self, *args, check=True, input=None) -> subprocess.CompletedProcess:
         return run(["ovs-ofctl", "-O", "OpenFlow13", *args], env=self.env, check=check,
                    input=input, timeout=120)
 
     def appctl(self, *args) -> str:
-        return run(["ovs-appctl", "-t", f"{self.dir}/ovs-vswitchd.ctl", *args],
-                   env=self.env).stdout
+        return self.ovs.appctl(*args)
 
     def ovsdbapp_api(self):
         """An ovsdbapp Open_vSwitch API on this test bed's database (stopped on close)."""

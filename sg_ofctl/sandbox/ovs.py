@@ -4,7 +4,8 @@ own network namespace (two userspace ovs-vswitchd in one namespace collide).
 
 With OVS_RUNDIR set to that directory, the ordinary tools find it by themselves:
 `ovs-vsctl show`, `ovs-ofctl -O OpenFlow13 dump-flows br-int`, `ovs-appctl
-dpctl/dump-conntrack`."""
+dpctl/dump-conntrack`.  The sandbox, Mininet's runner and the tests all start
+Open vSwitch through this class."""
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ class PrivateOvs:
         d.mkdir(parents=True, exist_ok=True)
         run(["ovsdb-tool", "create", f"{d}/conf.db", SCHEMA])
         run(["ovsdb-server", f"{d}/conf.db", f"--remote=punix:{d}/db.sock",
-             f"--pidfile={d}/ovsdb-server.pid", "--detach",
+             f"--pidfile={d}/ovsdb-server.pid", f"--unixctl={d}/ovsdb-server.ctl", "--detach",
              f"--log-file={d}/ovsdb-server.log", "--no-chdir"], env=self.env)
         self.vsctl("--no-wait", "init")
         self.start_vswitchd()
@@ -44,13 +45,24 @@ class PrivateOvs:
     def start_vswitchd(self) -> None:
         d = self.rundir
         run(["ip", "netns", "exec", self.ns, "ovs-vswitchd", self.db,
-             f"--pidfile={d}/ovs-vswitchd.pid", "--detach",
+             f"--pidfile={d}/ovs-vswitchd.pid", f"--unixctl={d}/ovs-vswitchd.ctl", "--detach",
              f"--log-file={d}/ovs-vswitchd.log", "--no-chdir"], env=self.env, timeout=60)
 
     def stop(self) -> None:
         for pidfile in reversed(self.pidfiles):
             if pid := read_pidfile(pidfile):
                 stop_pid(pid)
+
+    def stop_vswitchd(self) -> None:
+        if pid := read_pidfile(self.pidfiles[1]):
+            stop_pid(pid)
+
+    def restart_vswitchd(self, bridge: str) -> None:
+        """Every OpenFlow flow and conntrack entry is lost; the bridge, its ports
+        and its controller come back from the database."""
+        self.stop_vswitchd()
+        self.start_vswitchd()
+        self.vsctl("wait-until", "bridge", bridge)
 
     def add_bridge(self, bridge: str) -> None:
         self.vsctl("add-br", bridge, "--", "set", "bridge", bridge, *BRIDGE_SETTINGS)
@@ -64,8 +76,8 @@ class PrivateOvs:
                    timeout=60)
 
     def appctl(self, *args, check=True) -> str:
-        return run(["ovs-appctl", "-t", "ovs-vswitchd", *args], env=self.env,
-                   check=check).stdout
+        return run(["ovs-appctl", "-t", f"{self.rundir}/ovs-vswitchd.ctl", *args],
+                   env=self.env, check=check).stdout
 
     def log_tail(self, name: str = "ovs-vswitchd.log", lines: int = 15) -> str:
         try:
