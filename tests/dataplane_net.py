@@ -18,6 +18,8 @@ MACS = {"a": "fa:16:3e:00:00:0a", "b": "fa:16:3e:00:00:0b", "c": "fa:16:3e:00:00
         "d": "fa:16:3e:00:00:0d"}
 IPS = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3", "d": "10.0.0.4"}
 IP6S = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c", "d": "fd00::d"}
+SERVICES = {"a": [("udp", 53)], "b": [("udp", 53), ("tcp", 80)], "c": [("tcp", 22), ("tcp", 80)],
+            "d": [("tcp", 22), ("tcp", 80)]}   # what each VM's echo servers listen on
 GROUPS = {"a": ("default", "to-a"), "b": ("default",), "c": ("ssh-in", "out"),
           "d": ("stateless",)}
 SSH_IN = SecurityGroup("ssh-in", rules=(Rule("ssh", direction="ingress", protocol="tcp",
@@ -52,12 +54,8 @@ def net():
         view = host_view({n: vm.ofport for n, vm in vms.items()})
         controller = testbed.start_controller()
         controller.install_full(compiler.update(view).add)
-        vms["c"].serve("tcp", 22)
-        vms["c"].serve("tcp", 80)
-        vms["a"].serve("udp", 53)
-        vms["b"].serve("udp", 53)
-        vms["b"].serve("tcp", 80)
-        vms["d"].serve("tcp", 22)
-        vms["d"].serve("tcp", 80)
+        for name, services in SERVICES.items():
+            for proto, port in services:
+                vms[name].serve(proto, port)
         testbed.compiler, testbed.view = compiler, view
         yield testbed

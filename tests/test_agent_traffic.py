@@ -24,6 +24,9 @@ MAC = {n: f"fa:16:3e:00:01:{i:02x}" for i, n in enumerate("abcdexfg", 1)}
 IP = {n: f"10.0.0.{i}" for i, n in enumerate("abcdexfg", 1)}
 IP6 = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c"}
 NO = 0.5   # timeout of an attempt that must fail
+SERVICES = {"a": [("tcp", 80), ("udp", 53)], "b": [("tcp", 80)], "d": [("tcp", 22), ("tcp", 80)],
+            "c": [("tcp", p) for p in (80, 8000, 8080, 8081, 9000)] + [("udp", 53)],
+            "e": [("tcp", 80), ("udp", 53)]}   # what each VM's echo servers listen on
 
 
 def _rule(h, group, *args) -> str:
@@ -71,16 +74,9 @@ def net():
             "iface-id": "pb", "attached-mac": MAC["b"], "sg-ofctl-ips": f"{IP['b']},{IP6['b']}"})
         for vm in vms.values():
             h.wait_enforced(vm)
-        for port_no in (80, 8000, 8080, 8081, 9000):
-            vms["c"].serve("tcp", port_no)
-        vms["c"].serve("udp", 53)
-        vms["a"].serve("tcp", 80)
-        vms["a"].serve("udp", 53)
-        vms["b"].serve("tcp", 80)
-        vms["d"].serve("tcp", 22)
-        vms["d"].serve("tcp", 80)
-        vms["e"].serve("tcp", 80)
-        vms["e"].serve("udp", 53)
+        for name, services in SERVICES.items():
+            for proto, port in services:
+                vms[name].serve(proto, port)
         h.vms = vms
         yield h
 
