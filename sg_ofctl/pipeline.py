@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from sg_ofctl.compiler.flows import Flow
+from typing import Any, Protocol
 
 DEFAULT_FIRST_TABLE = 0
 
@@ -188,6 +185,18 @@ def check_first_table(first_table: int) -> int:
         raise ValidationError("first_table", first_table,
                               f"must be an integer between 0 and {254 - len(TABLES)}")
     return first_table
+
+
+class Flow(Protocol):
+    """What the checks read of a flow (the compiler's Flow has it)."""
+    @property
+    def table(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def match(self) -> tuple[Any, ...]: ...
+    @property
+    def actions(self) -> tuple[Any, ...]: ...
 
 
 def _miss_of(actions: Sequence[Any]) -> str | None:
