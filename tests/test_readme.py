@@ -5,6 +5,8 @@ import ast
 import pathlib
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -20,6 +22,8 @@ COVERED_ELSEWHERE = {
                            'sandbox("start"', None),
     "source /run/sg-ofctl-sandbox/env.sh": (
         "test_sandbox.py::test_sandbox_start_matrix_change_restart_stop", "env.sh", None),
+    'scripts/test.sh -m "not root"': ("test_readme.py::test_not_root_selects_the_pure_tests",
+                                      '"not root"', None),
     "scripts/test.sh": ("test_readme.py::test_ci_runs_the_readme_test_command",
                         "scripts/test.sh", None),
     "SG_OFCTL_PROPERTY_MODELS=": ("test_property.py::test_flows_agree_with_reference",
@@ -87,6 +91,16 @@ def test_readme_commands_that_other_tests_run():
             assert pathlib.Path(helper).stem in (REPO / "tests" / test.split("::")[0]).read_text()
         else:
             assert text in source, f"{test} does not run: {command}"
+
+
+def test_not_root_selects_the_pure_tests():
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m",
+                          "not root", "-p", "no:cacheprovider", str(REPO / "tests")],
+                         capture_output=True, text=True, cwd=REPO, timeout=120).stdout
+    selected = {line.split("::")[0] for line in out.splitlines() if "::" in line}
+    assert "tests/test_property.py" in selected and "tests/test_golden.py" in selected
+    assert not any(name.startswith(("tests/test_agent_t", "tests/test_dataplane_traffic",
+                                    "tests/test_sandbox.py")) for name in selected)
 
 
 def test_ci_runs_the_readme_test_command():
