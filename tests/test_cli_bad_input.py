@@ -119,7 +119,7 @@ CASES = [
     ("port-duplicate-mac", ["port", "create", "p9", "--mac", "fa:16:3e:00:00:21", "--ip",
                             "10.0.0.99", "--network", "1"], None,
      ["mac_address='fa:16:3e:00:00:21'", "port 'db-1'"]),
-    ("port-group", P + ["--group", "nosuch"], None, ["security_group='nosuch'"]),
+    ("port-group", P + ["--group", "nosuch"], None, ["security_groups='nosuch'"]),
     ("network-range", P + ["--network", "4095"], None, ["network=4095", "0 and 4094"]),
     ("network-text", P + ["--network", "blue"], None, ["network='blue'", "integer"]),
     ("pair-mac", P + ["--allowed-address", "10.0.0.1,zz"], None,

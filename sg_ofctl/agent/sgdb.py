@@ -17,13 +17,11 @@ import threading
 from dataclasses import dataclass
 
 import sg_ofctl.ovsdb  # noqa: F401  (before ovsdbapp: python-ovs without eventlet)
-from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
-
-from sg_ofctl import model
-from sg_ofctl.agent import tags
+from sg_ofctl import errors, model
 from sg_ofctl.agent.idlwatch import ConnectionWatch
 from sg_ofctl.ovsdb import api as sg_api
 from sg_ofctl.ovsdb import convert
+from sg_ofctl.ovsdb.host_writes import HostWrites, HostWritesResult
 
 LOG = logging.getLogger(__name__)
 GROUP, RULE, PORT = convert.GROUP, convert.RULE, convert.PORT
@@ -102,32 +100,9 @@ class _Tracker:
             return out
 
 
-class _BindMany(ovsdbapp_command.BaseCommand):
-    """port_bind for many ports at once: one pass over the Port rows (finding
-    each by name costs a scan of every row: 1,000 binds x 10,000 rows)."""
-
-    def __init__(self, api, names, host):
-        super().__init__(api)
-        self.names, self.host = set(names), host
-
-    def run_idl(self, txn):
-        done = 0
-        for row in self.api.tables[PORT].rows.values():
-            if row.name in self.names:
-                if row.host != self.host:
-                    row.host = self.host
-                done += 1
-        self.result = done
-
-    def __str__(self):
-        return f"BindMany({len(self.names)} ports, host={self.host!r})"
-
-    __repr__ = __str__
-
-
-# The columns the agent reads (and `host`, which it writes): replicating only
-# these keeps its memory down at 10,000 ports.  Writes to other columns (rows
-# that tags declare) go through a short-lived connection of their own.
+# The columns the agent reads: replicating only these keeps its memory down at
+# 10,000 ports.  Its writes go through a second, long-lived connection that
+# replicates only the rows they touch (see write()).
 READ_COLUMNS = {
     PORT: ("id", "name", "mac", "fixed_ips", "allowed_address_pairs",
            "port_security_enabled", "security_groups", "network", "host", "external_ids"),
@@ -151,8 +126,11 @@ class SgDatabase:
         self._members: dict = {}
         self._state: SgState | None = None
         self.errors: dict = {}          # what -> text (for status)
+        self._writer = None             # the writer connection (writer thread only)
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self.api.close()
 
     def connected(self) -> bool:
@@ -245,37 +223,21 @@ class SgDatabase:
                               {r.name: r for r in self._ports.values()}, members)
         return self._state
 
-    # -- writes (worker thread) ---------------------------------------------------------
-    def bind(self, names, host: str) -> None:
-        """Record `host` ("" = unbound) on these ports, in one transaction
-        (not serialised with the other writes: binding changes no invariant)."""
+    # -- writes (the writer thread) -------------------------------------------------------
+    def write(self, writes: HostWrites) -> HostWritesResult:
+        """Bindings and tag-declared rows of this host, in one transaction, over
+        the writer connection: it replicates Global, the groups, and only the
+        Port rows these writes touch or could clash with (its monitor
+        condition is changed to writes.condition() first), never every port."""
+        if self._writer is None:
+            self._writer = sg_api.connect(self.remotes, tables=(), timeout=self.timeout,
+                                          conditions={PORT: [False]}, initialize=False)
+        api = self._writer
+        api.watch(PORT, writes.condition(), timeout=self.timeout)
         try:
-            with self.api.create_transaction(check_error=True) as txn:
-                txn.add(_BindMany(self.api, list(names), host))
-        except RuntimeError as e:
-            raise sg_api.translate_error(e) from None
+            return api.run(api.host_writes(writes))
+        except errors.UserError:
+            raise
         except Exception as e:   # ovsdbapp's TimeoutException lists every command
-            raise RuntimeError(f"binding {len(names)} port(s): {type(e).__name__}") from None
-
-    def create_declared(self, decl: tags.Declared, host: str) -> None:
-        fields = {"name": decl.name, "mac": decl.mac, "ips": list(decl.ips),
-                  "groups": list(decl.groups),
-                  "external_ids": {tags.CREATED_BY: host, tags.TAGS_APPLIED: decl.text()}}
-        with self._writer() as api:
-            api.run(api.port_create(fields))
-        self.bind([decl.name], host)
-
-    def update_declared(self, decl: tags.Declared) -> None:
-        changes = {"mac": decl.mac, "ips": list(decl.ips), "no_ips": True,
-                   "groups": list(decl.groups), "no_groups": True,
-                   "external_ids": {tags.TAGS_APPLIED: decl.text()}}
-        with self._writer() as api:
-            api.run(api.port_set(decl.name, changes))
-
-    def delete(self, name: str) -> None:
-        with self._writer() as api:
-            api.run(api.port_delete([name]))
-
-    def _writer(self):
-        """A connection with every column, for the rare writes of whole rows."""
-        return sg_api.connect(self.remotes, timeout=self.timeout, initialize=False)
+            raise errors.DatabaseUnavailable(f"{writes.host}: the writes did not complete: "
+                                             f"{type(e).__name__}") from None

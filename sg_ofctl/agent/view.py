@@ -24,6 +24,7 @@ class Built:
     problems: dict = field(default_factory=dict)     # interface name -> reason
     ports_by_iface: dict = field(default_factory=dict)  # interface name -> model.Port
     uplinks: tuple = ()
+    deferred: frozenset = frozenset()   # valid new ports left for the next round
 
 
 class ViewBuilder:
@@ -32,8 +33,13 @@ class ViewBuilder:
     def __init__(self):
         self._port_cache: dict = {}
         self._last_ports: tuple = ()
+        self._last_ifaces: frozenset = frozenset()
 
-    def build(self, local: LocalState, sg: SgState) -> Built:
+    def build(self, local: LocalState, sg: SgState, max_new: int | None = None) -> Built:
+        """`max_new`: admit at most this many ports that the previous view did
+        not have; the others are `deferred` (fail-closed one more round), so a
+        burst of new ports is enforced in short rounds, between which any other
+        change is enforced with its usual latency."""
         problems: dict = {}
         candidates = []
         uplinks = []
@@ -70,6 +76,15 @@ class ViewBuilder:
                 {gid: g.name for gid, g in sg.groups.items() if g.name}):
             problems.setdefault(iface_of[id(port)], str(error))
         chosen = [(n, p) for n, p in candidates if n not in problems]
+        deferred: frozenset = frozenset()
+        if max_new is not None:
+            new = [n for n, _ in chosen if n not in self._last_ifaces]
+            if len(new) > max_new:
+                deferred = frozenset(new[max_new:])
+                chosen = [(n, p) for n, p in chosen if n not in deferred]
+                for n in deferred:
+                    problems[n] = "waiting for the next round (a burst of new ports is " \
+                        "enforced in steps)"
 
         ports = tuple(p for _, p in chosen)
         if len(ports) == len(self._last_ports) and \
@@ -82,7 +97,8 @@ class ViewBuilder:
             view, chosen = self._one_by_one(chosen, sg, uplinks, problems)
             ports = view.ports
         self._last_ports = ports
-        return Built(view, problems, dict(chosen), tuple(uplinks))
+        self._last_ifaces = frozenset(n for n, _ in chosen)
+        return Built(view, problems, dict(chosen), tuple(uplinks), deferred)
 
     @staticmethod
     def _one_by_one(chosen, sg, uplinks, problems):

@@ -15,8 +15,10 @@ Round, in order:
     compiler's incremental diff; either way one bundle, all or nothing;
  3. targeted conntrack flushes (revoke.py);
  4. enforced ports get OFPPC_NO_FWD cleared;
- 5. database writes: bind local ports to this host (unbind those that left),
-    create/update rows declared by tags, VLAN tag of the OVS Port.
+ 5. the database writes this round calls for (bindings.plan_writes: bind,
+    unbind, tag-declared rows, VLAN tags) go to the writer thread
+    (writer.py), which writes them off this path: a burst of tag-declared
+    ports never delays the enforcement of a rule change.
 """
 from __future__ import annotations
 
@@ -27,11 +29,16 @@ import threading
 import time
 from collections import deque
 
-from sg_ofctl.agent import revoke, status as status_mod, tags
+from sg_ofctl.agent import revoke, status as status_mod
+from sg_ofctl.agent.bindings import plan_writes
 from sg_ofctl.agent.view import ViewBuilder
+from sg_ofctl.agent.writer import DatabaseWriter
 from sg_ofctl.compiler import Compiler
 
 LOG = logging.getLogger(__name__)
+# New ports enforced per round: a round stays short (~0.1-0.2 s), so a rule
+# change made during a burst of new ports waits for at most one such round.
+NEW_PORTS_PER_ROUND = 100
 
 
 def _release_memory() -> None:
@@ -68,12 +75,15 @@ class Worker(threading.Thread):
         self.port_config: dict | None = None   # ofport -> (hw_addr, config)
         self._ifaces_seen = None
         self._ports_changed = False
+        self._groups_seen = None
         self._logged: set = set()
         self.errors: deque = deque(maxlen=20)
         self.stats = {"syncs": 0, "flow_mods_total": 0, "bundles": 0, "ct_flushes": 0,
                       "last_sync": None, "last_sync_seconds": None, "last_flow_mods": 0,
                       "first_sync_flow_mods": None, "full_syncs": 0}
         self._last = {"problems": {}, "ports": [], "uplinks": []}
+        self.writer = DatabaseWriter(sgdb=sgdb, local=local, on_error=self._error,
+                                     on_failures_changed=lambda: self.kick("write failed"))
 
     # -- control --------------------------------------------------------------------------
     def kick(self, why: str = "") -> None:
@@ -82,7 +92,12 @@ class Worker(threading.Thread):
             self._ports_changed = True
         self._kick.set()
 
+    def start(self) -> None:
+        self.writer.start()
+        super().start()
+
     def stop(self) -> None:
+        self.writer.stop()
         self._stopping.set()
         self._kick.set()
 
@@ -125,10 +140,10 @@ class Worker(threading.Thread):
             return
         conn = self._connection(local.datapath_id)
         sg = self.sgdb.snapshot()
-        built = self.builder.build(local, sg)
-        for iface, reason in built.problems.items():
-            self._log_once(("problem", iface, reason), logging.WARNING,
-                           "interface %s stays fail-closed: %s", iface, reason)
+        built = self.builder.build(local, sg, self._new_ports_this_round(conn, sg))
+        writes = plan_writes(local, sg, built, self.host)
+        self.writer.submit(writes)     # written meanwhile, off this path
+        self._explain_problems(local, built, writes)
         flow_mods = 0
         if conn is not None:
             ifaces = tuple((i.name, i.ofport) for i in local.interfaces)
@@ -138,17 +153,16 @@ class Worker(threading.Thread):
                 self._ifaces_seen = ifaces
             closed = [i for i in local.interfaces
                       if i.iface_id and i.name not in built.ports_by_iface]
-            for iface in closed:
-                self._no_forward(conn, iface.ofport, True)
+            self._set_forwarding(conn, [i.ofport for i in closed], False)
             flow_mods = self._flows(conn, built.view)
             for flush in revoke.flushes(self.installed_view, built.view):
                 conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
                 self.stats["ct_flushes"] += 1
             self.installed_view = built.view
-            for iface in local.interfaces:
-                if iface.name in built.ports_by_iface:
-                    self._no_forward(conn, iface.ofport, False)
-        self._database_writes(local, sg, built)
+            self._set_forwarding(conn, [i.ofport for i in local.interfaces
+                                        if i.name in built.ports_by_iface], True)
+        if built.deferred:
+            self._kick.set()           # the next step of the burst: at once
         self.stats["syncs"] += 1
         self.stats["last_sync"] = _now()
         self.stats["last_sync_seconds"] = round(time.monotonic() - start, 4)
@@ -158,6 +172,16 @@ class Worker(threading.Thread):
             self.stats["last_flow_mods"] = flow_mods
             if self.stats["first_sync_flow_mods"] is None:
                 self.stats["first_sync_flow_mods"] = flow_mods
+
+    def _new_ports_this_round(self, conn, sg) -> int | None:
+        """How many new ports this round may enforce: a burst goes
+        NEW_PORTS_PER_ROUND at a time, and none in a round that carries a
+        change of groups or rules (enforced alone, at once).  No limit on a
+        full sync (that would delete the flows of ports already in)."""
+        groups_changed, self._groups_seen = sg.groups is not self._groups_seen, sg.groups
+        if self.need_full or conn is None:
+            return None
+        return 0 if groups_changed else NEW_PORTS_PER_ROUND
 
     def _connection(self, dpid):
         conns = self.app.connections
@@ -204,86 +228,55 @@ class Worker(threading.Thread):
         self.stats["flow_mods_total"] += len(change)
         return len(change)
 
-    def _no_forward(self, conn, ofport: int, on: bool) -> None:
+    def _set_forwarding(self, conn, ofports, forward: bool) -> None:
+        """OFPPC_NO_FWD off (forward) or on for these ports, where it is not
+        already so; all port mods at once, proven by one barrier."""
         from os_ken.ofproto import ofproto_v1_3 as ofp
-        desc = self.port_config.get(ofport)
-        if desc is None:
+        if any(o not in self.port_config for o in ofports):
             self.port_config = conn.port_descs()
+        mods = []
+        for ofport in ofports:
             desc = self.port_config.get(ofport)
             if desc is None:
-                return   # not on the switch (yet): a port status will wake us
-        hw_addr, config = desc
-        if bool(config & ofp.OFPPC_NO_FWD) == on:
-            return
-        conn.set_port_no_forward(ofport, hw_addr, on)
-        self.port_config[ofport] = (hw_addr, config ^ ofp.OFPPC_NO_FWD)
-        LOG.info("port %s: forwarding %s", ofport, "blocked" if on else "opened")
-
-    # -- database writes ------------------------------------------------------------------
-    def _database_writes(self, local, sg, built) -> None:
-        to_bind, problems, vlan_tags = [], built.problems, {}
-        for iface in local.interfaces:
-            name = iface.iface_id
-            if name is None:
+                continue   # not on the switch (yet): a port status will wake us
+            hw_addr, config = desc
+            if bool(config & ofp.OFPPC_NO_FWD) != forward:
                 continue
-            rec = sg.ports.get(name)
-            decl = None
-            if rec is None or rec.external_ids.get(tags.CREATED_BY):
-                # The database row wins: tags matter only for rows they create.
-                try:
-                    decl = tags.declared(iface.name, iface.external_ids, sg.group_ids)
-                except tags.TagError as e:
-                    if rec is None:
-                        problems[iface.name] = str(e)
-                    self._log_once(("tag", str(e)), logging.ERROR, "%s; %s", e,
-                                   "the port stays fail-closed" if rec is None else
-                                   "the port keeps its previous tags")
-            try:
-                if rec is None and decl is not None:
-                    LOG.info("creating port %s from the tags of interface %s", name, iface.name)
-                    self.sgdb.create_declared(decl, self.host)
-                    continue
-                if rec is None:
-                    continue
-                if decl is not None and rec.external_ids.get(tags.CREATED_BY) and \
-                        rec.external_ids.get(tags.TAGS_APPLIED) != decl.text():
-                    LOG.info("updating port %s from the changed tags of %s", name, iface.name)
-                    self.sgdb.update_declared(decl)
-                if rec.host != self.host:
-                    to_bind.append(name)
-                port = built.ports_by_iface.get(iface.name)
-                if port is not None and iface.vlan_tag != (port.network or None):
-                    vlan_tags[iface.port_name] = port.network or None
-            except Exception as e:
-                self._error(f"port {name}: {type(e).__name__}: {e}")
-                LOG.exception("database write for port %s", name)
-        if vlan_tags:
-            try:
-                LOG.info("setting the VLAN tag of %d port(s)", len(vlan_tags))
-                self.local.set_vlan_tags(vlan_tags)
-            except Exception as e:
-                self._error(f"VLAN tags: {type(e).__name__}: {e}")
-                LOG.exception("setting VLAN tags")
-        gone = [r for r in sg.ports.values()
-                if r.host == self.host and r.name not in local.present_ids]
-        try:
-            if to_bind:
-                LOG.info("binding %d port(s) to %s", len(to_bind), self.host)
-                self.sgdb.bind(to_bind, self.host)
-            for rec in gone:
-                # A tag-made row belongs to whichever agent hosts the VM (it may
-                # have moved here from the host that created the row).
-                if rec.external_ids.get(tags.CREATED_BY):
-                    LOG.info("port %s left this host: deleting the row its tags created",
-                             rec.name)
-                    self.sgdb.delete(rec.name)
-            unbind = [r.name for r in gone if not r.external_ids.get(tags.CREATED_BY)]
-            if unbind:
-                LOG.info("unbinding %d port(s) that left this host", len(unbind))
-                self.sgdb.bind(unbind, "")
-        except Exception as e:
-            self._error(f"binding: {type(e).__name__}: {e}")
-            LOG.exception("binding ports")
+            mods.append((ofport, hw_addr, not forward))
+        if not mods:
+            return
+        conn.set_ports_no_forward(mods)
+        for ofport, hw_addr, _ in mods:
+            self.port_config[ofport] = (hw_addr, self.port_config[ofport][1] ^ ofp.OFPPC_NO_FWD)
+        shown = ", ".join(str(m[0]) for m in mods[:10]) + (", ..." if len(mods) > 10 else "")
+        LOG.info("forwarding %s on %d port(s): %s", "opened" if forward else "blocked",
+                 len(mods), shown)
+
+    # -- problems: the reason each fail-closed port gives --------------------------------
+    def _explain_problems(self, local, built, writes) -> None:
+        """An interface whose row its tags are creating is no problem (logged
+        at INFO, once); a bad tag or a row that cannot be written is an error;
+        anything else that keeps a port closed is a warning, once."""
+        problems = built.problems
+        for iface, name in writes.creating.items():
+            failed = self.writer.failed.get(name)
+            problems[iface] = f"its row cannot be created from its tags: {failed}" \
+                if failed else "its row is being created from its tags"
+            if not failed:
+                self._log_once(("creating", iface, name), logging.INFO,
+                               "creating port %s from the tags of interface %s", name, iface)
+        for iface, error in writes.tag_errors.items():
+            problems[iface] = error
+            self._log_once(("tag", error), logging.ERROR, "%s; the port stays fail-closed",
+                           error)
+        for error in writes.tag_errors_kept.values():
+            self._log_once(("tag", error), logging.ERROR, "%s; the port keeps its previous "
+                           "tags", error)
+        for iface, reason in problems.items():
+            if iface not in writes.creating and iface not in writes.tag_errors and \
+                    iface not in built.deferred:
+                self._log_once(("problem", iface, reason), logging.WARNING,
+                               "interface %s stays fail-closed: %s", iface, reason)
 
     # -- status ---------------------------------------------------------------------------
     def _port_rows(self, local, sg, built) -> list:
@@ -313,6 +306,7 @@ class Worker(threading.Thread):
             "flows": len(self.compiler.flows),
             "ports": self._last["ports"], "uplinks": self._last["uplinks"],
             "errors": list(self.errors) + [{"error": e} for e in self.sgdb.errors.values()],
+            "db_writer": {**self.writer.stats, "pending": self.writer.busy()},
             **self.stats,
         }
 

@@ -261,9 +261,28 @@ class SwitchConnection:
     def set_port_no_forward(self, port_no: int, hw_addr: str, no_forward: bool) -> None:
         """OFPPC_NO_FWD on or off (`ovs-ofctl mod-port BR PORT [no-]forward`):
         with it on, nothing is output to the port, NORMAL included."""
-        msg = parser.OFPPortMod(self.datapath, port_no, hw_addr,
-                                ofp.OFPPC_NO_FWD if no_forward else 0, ofp.OFPPC_NO_FWD, 0)
-        self.send_checked(msg, f"port-mod {port_no} {'no-' if no_forward else ''}forward")
+        self.set_ports_no_forward([(port_no, hw_addr, no_forward)])
+
+    def set_ports_no_forward(self, ports) -> None:
+        """set_port_no_forward for many (port_no, hw_addr, no_forward) at once:
+        sent together, proven by one barrier (500 ports: one round trip)."""
+        xids: dict[int, str] = {}
+        try:
+            for port_no, hw_addr, no_forward in ports:
+                msg = parser.OFPPortMod(self.datapath, port_no, hw_addr,
+                                        ofp.OFPPC_NO_FWD if no_forward else 0,
+                                        ofp.OFPPC_NO_FWD, 0)
+                xids[self._send(msg)] = \
+                    f"port-mod {port_no} {'no-' if no_forward else ''}forward"
+            if not xids:
+                return
+            self.barrier()
+            errors = [(what, error_text(e)) for xid, what in xids.items()
+                      for e in self._waiters[xid].errors]
+            if errors:
+                raise SwitchError(f"the switch refused {len(errors)} port mod(s)", errors)
+        finally:
+            self._forget(list(xids))
 
     # -- conntrack --------------------------------------------------------------------
     def send_checked(self, msg, what: str) -> None:

@@ -21,9 +21,9 @@ from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
 
 from sg_ofctl import errors, model
 from sg_ofctl.ovsdb import convert
-from sg_ofctl.ovsdb.convert import PORT
-from sg_ofctl.ovsdb.rows import (bump_revision, check_against_others, find_group,
-                                 insert_port, new_id, rows, touch, write_port)
+from sg_ofctl.ovsdb.rows import (HeldPorts, bump_revision, check_against_others,
+                                 find_group, group_index, insert_port, new_id, touch,
+                                 write_port)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,26 +92,29 @@ class HostPortWrites(ovsdbapp_command.BaseCommand):
     def run_idl(self, txn):
         w, result = self.writes, HostWritesResult()
         self.result = result
-        by_name = {r.name: r for r in rows(self.api, PORT)}
-        if w.create or w.update or w.delete:
-            bump_revision(self.api, txn)   # these change what other writers check
-        created: list[model.Port] = []
+        held = HeldPorts(self.api)         # read once, before any insert
+        self._groups = group_index(self.api)
+        by_name = dict(held.by_name)
         for spec in w.create:
             if spec.name in by_name:
                 result.skipped[spec.name] = "a port with this name exists (made meanwhile)"
                 continue
-            self._guard(result, spec.name, self._create, txn, spec, created)
+            self._guard(result, spec.name, self._create, txn, spec, held)
         for spec in w.update:
             row = by_name.get(spec.name)
             if row is None:
                 result.skipped[spec.name] = "no such port (deleted meanwhile)"
                 continue
-            self._guard(result, spec.name, self._update, row, spec, created)
+            self._guard(result, spec.name, self._update, row, spec, held)
         for name in w.delete:
             row = by_name.get(name)
             if row is not None and row.host == w.host:
                 row.delete()
                 result.written += 1
+        if result.written:
+            # Rows made, changed or deleted: serialised with every other writer
+            # (what they check).  Nothing written: the transaction stays empty.
+            bump_revision(self.api, txn)
         for names, host, only_from in ((w.bind, w.host, None), (w.unbind, "", w.host)):
             for name in names:
                 row = by_name.get(name)
@@ -130,7 +133,8 @@ class HostPortWrites(ovsdbapp_command.BaseCommand):
             result.failed[name] = str(e)
 
     def _port(self, spec: PortSpec, base: model.Port | None):
-        group_rows = list({g.uuid: g for g in (find_group(self.api, ref, "security_group")
+        group_rows = list({g.uuid: g for g in (find_group(self.api, ref, "security_groups",
+                                                          self._groups)
                                                for ref in spec.groups)}.values())
         fields = dict(mac=spec.mac, fixed_ips=spec.ips,
                       security_groups=tuple(g.id for g in group_rows))
@@ -138,16 +142,17 @@ class HostPortWrites(ovsdbapp_command.BaseCommand):
             model.Port(id=new_id(), name=spec.name, **fields)
         return port, group_rows
 
-    def _create(self, txn, spec: PortSpec, created: list) -> None:
+    def _create(self, txn, spec: PortSpec, held: HeldPorts) -> None:
         port, group_rows = self._port(spec, None)
-        check_against_others(self.api, port, also=created)
+        check_against_others(self.api, port, held=held)
         insert_port(txn, self.api, port, group_rows, spec.external_ids, host=self.writes.host)
-        created.append(port)
+        held.add(port)
 
-    def _update(self, row, spec: PortSpec, created: list) -> None:
+    def _update(self, row, spec: PortSpec, held: HeldPorts) -> None:
         port, group_rows = self._port(spec, convert.port_from_row(row))
-        check_against_others(self.api, port, exclude_uuids=(row.uuid,), also=created)
+        check_against_others(self.api, port, exclude_uuids=(row.uuid,), held=held)
         write_port(row, port, group_rows)
+        held.add(port, replaces=row.uuid)
         for key, value in spec.external_ids.items():
             row.setkey("external_ids", key, value)
         touch(row)

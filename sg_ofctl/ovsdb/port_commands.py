@@ -32,7 +32,7 @@ class PortCreate(Command):
         name = f.get("name")
         if not isinstance(name, str) or not name.strip():
             raise model.ValidationError("name", name, "must be a non-empty string")
-        group_rows = list({g.uuid: g for g in (find_group(self.api, ref, "security_group")
+        group_rows = list({g.uuid: g for g in (find_group(self.api, ref, "security_groups")
                                                for ref in f.get("groups") or ())}.values())
         port = model.Port(id=self.pid, name=name, mac=f.get("mac"),
                           fixed_ips=tuple(f.get("ips") or ()),
@@ -59,7 +59,7 @@ class PortSet(Command):
         old = convert.port_from_row(row)
         group_rows = [] if c.get("no_groups") else list(row.security_groups)
         for ref in c.get("groups") or ():
-            group = find_group(self.api, ref, "security_group")
+            group = find_group(self.api, ref, "security_groups")
             if all(g.uuid != group.uuid for g in group_rows):
                 group_rows.append(group)
         ips = () if c.get("no_ips") else old.fixed_ips

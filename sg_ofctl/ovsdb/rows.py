@@ -38,8 +38,14 @@ def _by_name_or_id(api, table, ref: str):
     return named if named is not None else next((r for r in table_rows if r.id == ref), None)
 
 
-def find_group(api, ref: str, field: str = "security_group"):
-    row = _by_name_or_id(api, GROUP, ref)
+def group_index(api) -> dict:
+    """Every group row by id and by name (a name wins): for many look-ups."""
+    table_rows = rows(api, GROUP)
+    return {**{r.id: r for r in table_rows}, **{r.name: r for r in table_rows}}
+
+
+def find_group(api, ref: str, field: str = "security_group", index=None):
+    row = index.get(ref) if index is not None else _by_name_or_id(api, GROUP, ref)
     if row is None:
         raise errors.NotFound(f"{field}={ref!r}: no such security group (name or id)")
     return row
@@ -118,50 +124,76 @@ def write_port(row, port: model.Port, group_rows, new: bool = False) -> None:
 
 
 # ---- the cross-port rules against the rows held --------------------------------------
-def check_against_others(api, port: model.Port, exclude_uuids=(), also=()) -> None:
+class HeldPorts:
+    """The Port rows a client holds, read once and indexed by what can clash
+    (name; network + MAC, pair MAC or fixed IP), plus the ports written so far
+    in this transaction.  The stored texts are normalised (the model wrote
+    them), so they are compared as they are."""
+
+    def __init__(self, api):
+        self.by_name: dict = {}
+        self._claims: dict = {}       # (network, MAC or IP) -> [row]
+        self._written: dict = {}      # (network, MAC or IP) -> [model.Port]
+        self._stale: set = set()      # rows rewritten in this transaction
+        for row in rows(api, PORT):
+            self.by_name[row.name] = row
+            network = row.network
+            pair_macs = [t.rpartition(",")[2] for t in row.allowed_address_pairs if "," in t]
+            for value in {row.mac, *row.fixed_ips, *pair_macs}:
+                self._claims.setdefault((network, value), []).append(row)
+        groups = rows(api, GROUP)
+        self.stateful = {g.id: g.stateful for g in groups}
+        self.stateful.setdefault(model.DEFAULT_GROUP, True)
+        self.group_names = {g.id: g.name for g in groups}
+
+    def near(self, port: model.Port, exclude_uuids) -> list[model.Port]:
+        """The held and written ports that could clash with `port`."""
+        keys = {(port.network, v) for v in (port.mac, *port.fixed_ips, *(
+            p.mac_address for p in port.allowed_address_pairs if p.mac_address))}
+        found, out = set(), []
+        for key in keys:
+            for row in self._claims.get(key, ()):
+                if row.uuid in found or row.uuid in exclude_uuids or row.uuid in self._stale:
+                    continue
+                found.add(row.uuid)
+                try:
+                    out.append(convert.port_from_row(row))
+                except model.ValidationError:
+                    continue    # another writer's bad row: the agents refuse it anyway
+            for other in self._written.get(key, ()):
+                if other.id not in found:
+                    found.add(other.id)
+                    out.append(other)
+        return out
+
+    def add(self, port: model.Port, replaces=None) -> None:
+        """`port` is written in this transaction (over the row `replaces`)."""
+        if replaces is not None:
+            self._stale.add(replaces)
+        self.by_name[port.name] = None
+        for value in {port.mac, *port.fixed_ips, *(
+                p.mac_address for p in port.allowed_address_pairs if p.mac_address)}:
+            self._written.setdefault((port.network, value), []).append(port)
+
+
+def check_against_others(api, port: model.Port, exclude_uuids=(), held=None) -> None:
     """`port` (about to be written) against the other Port rows this client
-    holds and the ports in `also` (written in the same transaction): its name
-    is unique, then model.port_problems decides (groups exist, no stateful and
-    stateless mix, MAC and fixed IPs unique per network).  A clash with what
-    the database holds is an errors.Conflict."""
-    others = [r for r in rows(api, PORT) if r.uuid not in exclude_uuids]
-    for row in others:
-        if row.name == port.name:
-            raise errors.Conflict(f"name={port.name!r}: a port with this name exists "
-                                  f"(id {row.id})")
-    groups = rows(api, GROUP)
-    stateful = {g.id: g.stateful for g in groups}
-    stateful.setdefault(model.DEFAULT_GROUP, True)
-    macs = {port.mac} | {p.mac_address for p in port.allowed_address_pairs if p.mac_address}
-    near = []
-    for row in others:
-        if row.network == port.network and _may_clash(row, macs, port.fixed_ips):
-            try:
-                near.append(convert.port_from_row(row))
-            except model.ValidationError:
-                continue    # another writer's bad row: the agents refuse it anyway
-    near += [p for p in also if p.network == port.network
-             and _may_clash_port(p, macs, port.fixed_ips)]
-    for subject, error in model.port_problems([port, *near], stateful,
-                                              {g.id: g.name for g in groups}):
+    holds (`held`, read once per transaction) and the ports written before it
+    in the same transaction: its name is unique, then model.port_problems
+    decides (groups exist, no stateful and stateless mix, MAC and fixed IPs
+    unique per network).  A clash with what the database holds is an
+    errors.Conflict."""
+    held = held if held is not None else HeldPorts(api)
+    same_name = held.by_name.get(port.name, False)
+    if same_name is not False and (same_name is None or same_name.uuid not in exclude_uuids):
+        raise errors.Conflict(f"name={port.name!r}: a port with this name exists"
+                              + (f" (id {same_name.id})" if same_name is not None else ""))
+    for subject, error in model.port_problems([port, *held.near(port, exclude_uuids)],
+                                              held.stateful, held.group_names):
         if subject is port:
             if isinstance(error, model.AddressClash):
                 raise errors.Conflict(str(error))
             raise error
-
-
-def _may_clash(row, macs, ips) -> bool:
-    """A cheap superset of the rows that can clash with these MACs and IPs (the
-    stored texts are normalised: the model wrote them)."""
-    if row.mac in macs or not set(row.fixed_ips).isdisjoint(ips):
-        return True
-    return any(text.rpartition(",")[2] in macs for text in row.allowed_address_pairs
-               if "," in text)
-
-
-def _may_clash_port(port: model.Port, macs, ips) -> bool:
-    return port.mac in macs or not set(port.fixed_ips).isdisjoint(ips) or any(
-        p.mac_address in macs for p in port.allowed_address_pairs)
 
 
 class Command(ovsdbapp_command.BaseCommand):
