@@ -38,13 +38,12 @@ class DatabaseWriter(threading.Thread):
         self._logged: set = set()
 
     def submit(self, plan: WritePlan) -> None:
-        """Write this plan next (replacing one that still waits).  An empty plan
-        is dropped: nothing to write."""
-        if not plan:
-            return
+        """Write this plan next, replacing one that still waits (or is retried
+        after a failure): the newest snapshot wins, an empty plan included."""
         with self._lock:
-            self._next = plan
-        self._wake.set()
+            self._next = plan if plan else None
+        if plan:
+            self._wake.set()
 
     def busy(self) -> bool:
         with self._lock:
@@ -69,11 +68,14 @@ class DatabaseWriter(threading.Thread):
             try:
                 self.write(plan)
             except Exception as e:   # unreachable database, timeout: retry, newest plan
-                delay = min(5.0, (delay or 0.1) * 2)
                 self.on_error(f"database writes: {type(e).__name__}: {e}")
-                LOG.warning("database writes failed (retrying in %.1f s): %s: %s",
-                            delay, type(e).__name__, e)
+                LOG.log(logging.WARNING if delay is None else logging.DEBUG,
+                        "database writes failed (retrying, the newest plan, from 0.2 s "
+                        "up to every 5 s): %s: %s", type(e).__name__, e)
+                delay = min(5.0, (delay or 0.1) * 2)
                 continue
+            if delay is not None:
+                LOG.info("database writes succeed again")
             delay = None
             with self._lock:
                 if self._next is plan:
