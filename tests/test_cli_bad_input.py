@@ -10,6 +10,8 @@ import pytest
 
 from ovsdb_fixtures import free_tcp_port, new_database, ok, run_cli
 
+pytestmark = pytest.mark.root   # a real ovsdb-server
+
 BASELINE = """
 groups:
   web:

@@ -206,10 +206,9 @@ class SgDatabase:
         if groups_changed:
             affected_members |= set(groups) ^ set(self._members)
         members = dict(self._members)
-        for gid in affected_members:
-            addrs = frozenset(a for rec in self._ports.values() if rec.port is not None
-                              and gid in rec.port.effective_groups
-                              for a in rec.port.addresses())
+        fresh = model.group_members((r.port for r in self._ports.values() if r.port is not None),
+                                    affected_members) if affected_members else {}
+        for gid, addrs in fresh.items():
             old = members.get(gid)
             if old is None or old != addrs:
                 members[gid] = model.MemberAddresses.parse(addrs)
