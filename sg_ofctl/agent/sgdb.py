@@ -9,7 +9,11 @@ incremental compiler sees by identity what did not change.
 
 Members of a group = the addresses (fixed IPs + allowed address pairs) of
 every port in it, bound to a host or not (Neutron's rule: a port counts from
-the moment it exists)."""
+the moment it exists).
+
+`write()` (the writer thread, agent/writer.py) sends the agent's writes for its
+host over a second, long-lived connection that replicates only the rows they
+touch (ovsdb/host_writes.py)."""
 from __future__ import annotations
 
 import logging

@@ -140,7 +140,8 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
         return port_commands.PortDelete(self, list(refs))
 
     def port_bind(self, ref, host):
-        """For agents: record the host that has bound the port ("" = unbound)."""
+        """Record the host that has bound the port ("" = unbound); agents write
+        their bindings with host_writes()."""
         return port_commands.PortBind(self, ref, host)
 
     def host_writes(self, writes: host_writes.HostWrites):
