@@ -4,50 +4,71 @@ missing, and importing it without eventlet.
 python-ovs parses JSON-RPC messages character by character in pure Python when
 `ovs._json` is not built (the PyPI wheel here has none): reading 2,000 rules
 took ~2 s.  `StdlibParser` has the same interface (feed/is_done/finish) and uses
-the standard library's C decoder on whole messages; `install()` makes
-python-ovs use it.  Messages are tried only when a chunk ends like a JSON value
-(`}` or `]`), so a large message is decoded a handful of times, not per chunk.
+the standard library's C decoder on whole messages (each chunk is scanned once
+and each message decoded once); `install()` makes python-ovs use it.
 """
 from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 
-_DECODER = json.JSONDecoder()
+_SPECIAL = re.compile(r'["\\{}\[\]]')
 
 
 class StdlibParser:
+    """Finds where a message ends by scanning each chunk once for quotes,
+    backslashes and brackets (outside strings), then decodes the whole message
+    once with the standard library's C decoder: linear in the message's size,
+    however many chunks it arrives in."""
+
     def __init__(self, check_trailer=False):
-        self.leftover = ""
-        self._text = ""
+        self._chunks: list[str] = []
+        self._depth = 0
+        self._in_string = False
+        self._escaped_first = False     # the next chunk's first character is escaped
         self._done = False
         self._value = None
 
     def feed(self, s: str) -> int:
         if self._done:
             return 0
-        start = len(self._text)
-        self._text += s
-        if not s.rstrip().endswith(("}", "]")):
+        depth, in_string = self._depth, self._in_string
+        skip = 0 if self._escaped_first else -1
+        end = None
+        for match in _SPECIAL.finditer(s):
+            i = match.start()
+            if i == skip:
+                continue
+            c = s[i]
+            if in_string:
+                if c == "\\":
+                    skip = i + 1
+                elif c == '"':
+                    in_string = False
+            elif c == '"':
+                in_string = True
+            elif c in "{[":
+                depth += 1
+            elif c in "}]":
+                depth -= 1
+                if depth == 0:
+                    end = i + 1
+                    break
+        if end is None:
+            self._chunks.append(s)
+            self._depth, self._in_string = depth, in_string
+            self._escaped_first = skip == len(s)
             return len(s)
-        text = self._text
-        begin = len(text) - len(text.lstrip())
-        if begin == len(text):
-            return len(s)
+        self._chunks.append(s[:end])
+        self._done = True
         try:
-            value, end = _DECODER.raw_decode(text, begin)
-        except json.JSONDecodeError:
-            return len(s)        # incomplete: wait for more
-        self._done, self._value = True, value
-        if end < start:
-            # The message ended inside text consumed by an earlier feed (which
-            # could not tell): hand that tail back (see recv() in install()).
-            self.leftover = text[end:start]
-            self._text = text[:end]
-            return 0
-        self._text = text[:end]
-        return end - start
+            self._value = json.loads("".join(self._chunks))
+        except ValueError as e:
+            self._value = f"syntax error: {e}"     # python-ovs: a str is an error
+        self._chunks = []
+        return end
 
     def is_done(self) -> bool:
         return self._done
@@ -71,13 +92,7 @@ def install() -> None:
     def recv(self):
         if self.parser is None:
             self.parser = StdlibParser()
-        parser = self.parser
-        try:
-            return original(self)
-        finally:
-            if getattr(parser, "leftover", ""):
-                self.input = parser.leftover + self.input
-                parser.leftover = ""
+        return original(self)
     recv._sg_ofctl_fast = True
     ovs.jsonrpc.Connection.recv = recv
 
