@@ -135,3 +135,29 @@ def test_tag_update_rewrites_the_row_and_is_checked(env):
     bad = agent.write(HostWrites("hv1", update=(
         PortSpec("vm-1", "fa:16:3e:00:09:01", ("10.0.8.2",), (), {}),)))
     assert "fixed_ips='10.0.8.2'" in bad.failed["vm-1"]
+
+
+def test_two_agents_writing_at_once_both_succeed_and_share_a_name_benignly(env):
+    import threading
+    db, agent, reader = env
+    other = SgDatabase(db.remote, on_change=lambda: None)
+    shared = spec(99)                         # both hosts see this VM (a move, a restart)
+    results = {}
+
+    def write(name, handle, first):
+        specs = tuple(spec(n) for n in range(first, first + 40)) + (shared,)
+        results[name] = handle.write(HostWrites(name, create=specs))
+    try:
+        threads = [threading.Thread(target=write, args=("hv1", agent, 1)),
+                   threading.Thread(target=write, args=("hv2", other, 41))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        other.close()
+    assert results["hv1"].failed == {} and results["hv2"].failed == {}
+    # The shared row is made once; the other agent skips it as the race it is.
+    assert results["hv1"].written + results["hv2"].written == 81
+    assert {**results["hv1"].skipped, **results["hv2"].skipped}.keys() == {"vm-99"}
+    wait_for(reader, lambda p: len([n for n in p if n.startswith("vm-")]) == 81)
