@@ -43,7 +43,7 @@ def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def trial(h, n: int) -> dict:
+def trial(h, n: int) -> tuple[dict, str]:
     a, b = h.vms["a"], h.vms["b"]
     probe = start_probe(a, b.ip, 8080)
     add_tagged_ports(h.tb, 1, n)
@@ -56,16 +56,18 @@ def trial(h, n: int) -> dict:
     out, _ = probe.communicate(timeout=15)
     eventually(lambda: enforced(h) == n, 300, interval=0.05, what="every port enforced")
     done = time.monotonic()
-    result = {"enforced_s": round(done - added, 3), "enforced_at_rule": during,
-              "rule_ms": None if out.strip() == "none" else
-              round((float(out) - ruled) * 1000, 1)}
+    return {"enforced_s": round(done - added, 3), "enforced_at_rule": during,
+            "rule_ms": None if out.strip() == "none" else
+            round((float(out) - ruled) * 1000, 1)}, rule
+
+
+def clean_up(h, n: int, rule: str) -> None:
     h.cli("rule", "delete", rule)
     remove_tagged_ports(h.tb, 1, n)
-    eventually(lambda: seen(h) == 0, 60, interval=0.1, what="the ports gone")
+    eventually(lambda: seen(h) == 0, 300, interval=0.1, what="the ports gone")
     # The agent deletes the rows its tags made when their interfaces leave.
     eventually(lambda: "bulk-" not in h.cli("port", "list", "-f", "value", "-c", "Name"),
-               60, interval=0.2, what="the tag-made rows deleted")
-    return result
+               300, interval=0.2, what="the tag-made rows deleted")
 
 
 def main() -> None:
@@ -87,8 +89,11 @@ def main() -> None:
         h.vms["b"].serve("udp", 8080)
         results = []
         for i in range(args.trials):
-            results.append(trial(h, args.ports))
-            emit(bench="burst.trial", trial=i + 1, ports=args.ports, **results[-1])
+            result, rule = trial(h, args.ports)
+            results.append(result)
+            emit(bench="burst.trial", trial=i + 1, ports=args.ports, **result)
+            if i + 1 < args.trials:
+                clean_up(h, args.ports, rule)
         rules = [r["rule_ms"] for r in results if r["rule_ms"] is not None]
         emit(bench="burst", ports=args.ports, trials=args.trials,
              enforced_s_median=statistics.median(r["enforced_s"] for r in results),
