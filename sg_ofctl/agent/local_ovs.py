@@ -18,6 +18,10 @@ from sg_ofctl.dataplane import tables as of_tables
 
 LOG = logging.getLogger(__name__)
 TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller", "Flow_Table")
+# Interface rows: only what the agent reads.  ovs-vswitchd rewrites the others
+# (statistics every 5 s, link state, mtu...): replicating them would wake the
+# worker for nothing, 500 rows at a time.
+COLUMNS = {"Interface": ("name", "ofport", "external_ids", "mac_in_use", "type")}
 OFPP_LOCAL = 65534
 
 
@@ -76,7 +80,10 @@ class LocalOvs:
         self.remote, self.bridge = remote, bridge
         helper = idlutils.get_schema_helper(remote, "Open_vSwitch")
         for table in TABLES:
-            helper.register_table(table)
+            if table in COLUMNS:
+                helper.register_columns(table, list(COLUMNS[table]))
+            else:
+                helper.register_table(table)
         idl = _Idl(remote, helper)
         idl.on_change = on_change
         self.idl = idl

@@ -140,11 +140,13 @@ class Worker(threading.Thread):
             return
         conn = self._connection(local.datapath_id)
         sg = self.sgdb.snapshot()
+        read = time.monotonic()
         built = self.builder.build(local, sg, self._new_ports_this_round(conn, sg))
         writes = plan_writes(local, sg, built, self.host)
         self.writer.submit(writes)     # written meanwhile, off this path
         self._explain_problems(local, built, writes)
         flow_mods = 0
+        viewed = time.monotonic()
         if conn is not None:
             ifaces = tuple((i.name, i.ofport) for i in local.interfaces)
             ports_changed, self._ports_changed = self._ports_changed, False
@@ -163,6 +165,9 @@ class Worker(threading.Thread):
                                         if i.name in built.ports_by_iface], True)
         if built.deferred:
             self._kick.set()           # the next step of the burst: at once
+        LOG.debug("round: read %.0f ms, view and plan %.0f ms, switch %.0f ms; %d port(s) "
+                  "deferred", (read - start) * 1000, (viewed - read) * 1000,
+                  (time.monotonic() - viewed) * 1000, len(built.deferred))
         self.stats["syncs"] += 1
         self.stats["last_sync"] = _now()
         self.stats["last_sync_seconds"] = round(time.monotonic() - start, 4)
