@@ -47,8 +47,18 @@ def member(args):
                          else server.default_state_dir())
 
 
+def key_material(args):
+    """--private-key/--certificate/--ca-cert, else their environment variables."""
+    from sg_ofctl.ovsdb import tls
+    return tls.KeyMaterial.from_options(getattr(args, "private_key", None),
+                                        getattr(args, "certificate", None),
+                                        getattr(args, "ca_cert", None))
+
+
 def remotes(args) -> str:
     """--db / $SG_OFCTL_DB, else the private database (started if needed)."""
+    from sg_ofctl.ovsdb import tls
+    tls.configure(key_material(args))
     if args.db:
         return args.db
     from sg_ofctl.ovsdb import server
