@@ -41,9 +41,10 @@ PERMISSIONS = {
 
 
 def roles_transaction() -> list:
-    """OVSDB operations that (re)write the agent role (idempotent)."""
-    ops: list = ["SG_ofctl", {"op": "delete", "table": "RBAC_Role",
-                              "where": [["name", "==", AGENT_ROLE]]}]
+    """OVSDB operations that (re)write the RBAC tables: the agent role only
+    (idempotent; sg-ofctl owns these tables)."""
+    ops: list = ["SG_ofctl", {"op": "delete", "table": "RBAC_Role", "where": []},
+                 {"op": "delete", "table": "RBAC_Permission", "where": []}]
     refs = []
     for n, (table, perm) in enumerate(sorted(PERMISSIONS.items())):
         ops.append({"op": "insert", "table": "RBAC_Permission", "uuid-name": f"p{n}",

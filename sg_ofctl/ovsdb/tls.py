@@ -91,6 +91,12 @@ def configure(keys: KeyMaterial) -> None:
     _configured = keys
 
 
+def forget() -> None:
+    """No key material configured or installed (a process that serves several tests)."""
+    global _configured, _installed
+    _configured = _installed = None
+
+
 def install(keys: KeyMaterial) -> None:
     """Use this key material for every ssl: connection of this process."""
     global _installed
@@ -139,7 +145,10 @@ def check_client_remote(remote: str) -> str:
         raise errors.UserError(f"db={safetext.quote(remote)}: a remote is unix:PATH, "
                                "tcp:ADDR:PORT or ssl:ADDR:PORT")
     if kind == "ssl":
-        keys = _configured or KeyMaterial.from_options()
+        keys = _configured if _configured is not None and _configured.given \
+            else KeyMaterial.from_options()
+        if not keys.given and _installed is not None:
+            return remote           # this process's clients keep the keys installed
         if keys != _installed:
             install(keys.check(f"db={safetext.quote(remote)}"))
     return remote
