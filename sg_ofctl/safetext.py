@@ -15,6 +15,7 @@ counts as a number.  Pure, standard library only (model.py builds on it).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 QUOTE_LIMIT = 100
 MAX_NAME = 255            # Neutron's limits for name and description
@@ -60,6 +61,7 @@ def _bounded_repr(value, out: list, budget: int, depth: int) -> int:
 
 
 def _container(value, out: list, budget: int, depth: int) -> int:
+    items: Iterable
     if isinstance(value, dict):
         opening, closing, items = "{", "}", value.items()
     elif isinstance(value, list):

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from ovsdb_fixtures import ok
-from sg_ofctl import errors
+from sg_ofctl import desired, errors
 from sg_ofctl.agent import sgdb as sgdb_mod
 from sg_ofctl.agent import tags
 from sg_ofctl.ovsdb import api as sg_api
@@ -105,7 +105,7 @@ def test_the_agent_cannot_touch_other_hosts_or_admin_rows(agent, db, attempt, ta
     (lambda a: a.group_delete(["spare"]), "Security_Group"),
     (lambda a: a.port_set("vm-b", {"groups": ["default"]}), "Port"),
     (lambda a: a.port_delete(["vm-b"]), "Port"),
-    (lambda a: a.apply(__import__("sg_ofctl.desired").desired.load("groups: {}\n")),
+    (lambda a: a.apply(desired.load(BASELINE.replace("dst_port: 80", "dst_port: 81"))),
      "Security_Group"),
 ])
 def test_the_agent_cannot_write_policy(agent, db, write, table):

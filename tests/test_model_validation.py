@@ -1,7 +1,7 @@
 """Every bad input gives one ValidationError naming the field and the value."""
 import pytest
 
-from sg_ofctl.model import (AddressPair, HostView, Port, Rule, ValidationError,
+from sg_ofctl.model import (AddressPair, HostView, Port, Rule, SecurityGroup, ValidationError,
                             build_groups)
 from sg_ofctl.safetext import quote
 

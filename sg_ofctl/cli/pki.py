@@ -70,7 +70,7 @@ def _init(args):
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     base.chmod(0o700)
     made = {}
-    for ca, title in (("cluster-ca", "cluster"), ("hypervisor-ca", "hypervisor")):
+    for ca in ("cluster-ca", "hypervisor-ca"):
         d = base / ca
         if (d / "cacert.pem").exists():
             raise errors.UserError(f"pki init: {d / 'cacert.pem'} exists (nothing changed)")

@@ -10,8 +10,8 @@ from an older snapshot is safe: a row another agent created meanwhile ("a port
 with this name exists") is skipped as the benign race it is, a binding already
 in place is not rewritten, and a row is only deleted or unbound while it is
 still bound to this host (its own Port_Binding row; other hosts' stay, and a
-tag-made row another host has bound meanwhile stays too).  One bad item (a clash, a group that vanished) is
-reported by name and the others are written.
+tag-made row another host has bound meanwhile stays too).  One bad item (a
+clash, a group that vanished) is reported by name and the others are written.
 """
 from __future__ import annotations
 
