@@ -162,3 +162,28 @@ def test_raw_transactions_with_a_hypervisor_key_are_refused(pki, db, ops, table)
     out = _transact(pki.host("compute-1"), db.agent_remote, ops)
     assert "permission error" in out and table in out, out
     assert _export(db) == before
+
+
+def test_one_host_writes_command_under_the_agent_role(agent, db):
+    """The agents' batched writes (host_writes): a tag-made row created and bound,
+    an admin's port bound, in one transaction; then unbound and deleted."""
+    from sg_ofctl.ovsdb import host_writes as hw
+    spec = hw.PortSpec("vm-batch", "fa:16:3e:00:00:55", ("10.0.0.55",), ("web",),
+                       {tags.CREATED_BY: "compute-1"})
+    writes = hw.HostWrites(host="compute-1", create=(spec,), bind=("vm-a",))
+    with agent._writer() as api:
+        result = api.run(api.host_writes(writes))
+    assert result.written == 2 and not result.failed, result
+    hosts = _hosts(db)
+    assert hosts["vm-batch"] == "compute-1" and hosts["vm-a"] == "compute-1"
+    with agent._writer() as api:
+        result = api.run(api.host_writes(hw.HostWrites(host="compute-1", delete=("vm-batch",),
+                                                       unbind=("vm-a", "vm-b"))))
+    assert result.written == 2 and not result.failed, result
+    hosts = _hosts(db)
+    assert "vm-batch" not in hosts and hosts["vm-a"] == "" and hosts["vm-b"] == "compute-2"
+    # the same batch for another host's name is refused as a whole
+    before = _export(db), _hosts(db)
+    with agent._writer() as api, pytest.raises(errors.PermissionDenied):
+        api.run(api.host_writes(hw.HostWrites(host="compute-2", bind=("vm-a",))))
+    assert (_export(db), _hosts(db)) == before
