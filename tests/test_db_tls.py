@@ -143,3 +143,20 @@ def test_pki_certificates_carry_the_name_and_private_keys_are_private(pki):
     wrong = subprocess.run(["openssl", "verify", "-CAfile", host.ca_cert, host.certificate],
                            capture_output=True, text=True)
     assert wrong.returncode != 0
+
+
+def test_a_relay_that_cannot_listen_fails_the_start_and_leaves_nothing_running(pki):
+    import socket
+    from tls_fixtures import TlsDatabase
+    db = TlsDatabase(pki)
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", db.agent_port))
+            busy.listen()
+            rc, _, err = run_cli(*db.keys.global_args(), "--state-dir", str(db.state_dir),
+                                 "db", "start", "--listen", db.admin_remote, "--agent-listen",
+                                 db.agent_remote, "--agent-ca-cert", pki.agent_ca_cert)
+        assert rc == 1 and "the agents' relay did not start" in err and "listen failed" in err
+        assert db.member.pid() is None and "agent_relay_pid" not in server.status(db.member)
+    finally:
+        db.close()

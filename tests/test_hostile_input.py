@@ -94,3 +94,20 @@ def test_rows_stored_raw_by_another_writer_print_escaped(sgdb):
         out = ok("group", "list", "-f", fmt, db=sgdb.remote)
         assert "\x1b" not in out and "\x07" not in out
         assert "pwn\\x1b]0;owned\\x07\\x1b[2J" in out
+
+
+@pytest.mark.parametrize("external_ids", [
+    {"iface-id": "vm", "attached-mac": "fa:16:3e:00:00:01", "sg-ofctl-ips": "1" * 100_000},
+    {"iface-id": "vm", "attached-mac": "fa:16:3e:00:00:01",
+     "sg-ofctl-ips": "10.0.0.1,\x1b[2J" + "x" * 100_000},
+    {"iface-id": "vm", "attached-mac": "fa:16:3e:00:00:01", "sg-ofctl-ips": "10.0.0.1",
+     "sg-ofctl-groups": "\x1b]0;owned\x07" * 10_000},
+    {"iface-id": "vm", "attached-mac": "\x9b" * 50_000, "sg-ofctl-ips": "10.0.0.1"},
+], ids=["long-ips", "escape-ip", "escape-groups", "c1-mac"])
+def test_hostile_instance_tags_give_a_short_printable_error(external_ids):
+    """Tags come from the hypervisor's local database: an error about them goes to
+    the agent's log and status, bounded and escaped."""
+    from sg_ofctl.agent import tags
+    with pytest.raises(tags.TagError) as err:
+        tags.declared("tap\x1b[31m0", external_ids, {"web": "web"})
+    assert len(str(err.value)) < 400 and str(err.value).isprintable(), str(err.value)

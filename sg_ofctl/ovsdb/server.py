@@ -186,7 +186,11 @@ def start(member: Member, listen: list[str] | None = None, cluster_address: str 
     out = {"state": f"started ({done})", "pid": member.pid(), **_describe(member),
            "listen": ",".join(remotes)}
     if agents.listen:
-        out.update(agents.start())
+        try:
+            out.update(agents.start())
+        except Exception:
+            stop(member)            # all or nothing: no member without its agents' listener
+            raise
     if any(r.startswith("ptcp:") for r in listen) or (cluster_address or "").startswith("tcp:"):
         out["warning"] = f"{tls.PLAIN_RISK} ({tls.PLAIN_FLAG})"
     return out
