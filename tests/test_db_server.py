@@ -117,6 +117,8 @@ def test_bad_start_options(state_dir, argv, fragment):
     rc, out, err = run_cli("--state-dir", str(state_dir), "db", "start", *argv)
     assert rc == 1 and out == "" and fragment in err
     assert server.Member(state_dir).pid() is None
+    # a refused option is not remembered: a bare start afterwards works
+    assert server.start(server.Member(state_dir))["state"].startswith("started")
 
 
 @pytest.mark.parametrize("key,fragment", [

@@ -133,12 +133,14 @@ def _options(member: Member, given: dict) -> dict:
     """The options of this start: each one given replaces the one saved by the
     last start (a bare `db start` restarts the member as it was)."""
     saved = json.loads(member.options.read_text()) if member.options.exists() else {}
-    merged = {**given, **saved, **{k: v for k, v in given.items() if v}}
-    if merged != saved:
-        member.state_dir.mkdir(parents=True, exist_ok=True)
-        member.options.write_text(json.dumps(merged))
-        member.options.chmod(0o600)
-    return merged
+    return {**given, **saved, **{k: v for k, v in given.items() if v}}
+
+
+def _save_options(member: Member, options: dict) -> None:
+    """Saved once they are checked (a refused option is not remembered)."""
+    member.state_dir.mkdir(parents=True, exist_ok=True)
+    member.options.write_text(json.dumps(options))
+    member.options.chmod(0o600)
 
 
 def start(member: Member, listen: list[str] | None = None, cluster_address: str | None = None,
@@ -172,6 +174,7 @@ def start(member: Member, listen: list[str] | None = None, cluster_address: str 
     agents = relay.Relay(member, opts["agent_listen"], opts["agent_ca_cert"], keys)
     agents.check()
     done = create(member, cluster_address, join)
+    _save_options(member, opts)
     remotes = [f"punix:{member.sock}"] + listen
     for stale in (member.sock, member.ctl):
         if stale.exists():
