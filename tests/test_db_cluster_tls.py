@@ -16,6 +16,7 @@ import pytest
 from ovsdb_fixtures import free_tcp_port, run_cli, short_tmpdir
 from sg_ofctl.agent import sgdb as sgdb_mod
 from sg_ofctl.ovsdb import server, tls
+from sg_ofctl.ovsdb.host_writes import HostWrites
 from tls_fixtures import Pki, as_client, raw_tcp_request
 
 SIZE = 3
@@ -125,7 +126,7 @@ def test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents(pki, cluster
     tls.configure(tls.KeyMaterial(host.private_key, host.certificate, host.ca_cert))
     agent = sgdb_mod.SgDatabase(cluster.agent_remotes, lambda *a: None, timeout=15)
     try:
-        agent.bind(["vm-k"], "compute-1")
+        agent.write(HostWrites("compute-1", bind=("vm-k",)))
         leader = cluster.leader()
         os.kill(cluster.members[leader].pid(), signal.SIGKILL)
         survivors = [i for i in range(SIZE) if i != leader]
@@ -135,7 +136,7 @@ def test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents(pki, cluster
         names = _admin(pki, cluster, "group", "list", "-f", "value", "-c", "Name").split()
         assert {"before-kill", "after-kill"} <= set(names)
         wait_until(lambda: agent.snapshot().bound.get("vm-k") == {"compute-1"}, "agent view")
-        agent.unbind(["vm-k"], "compute-1")          # through a surviving relay
+        agent.write(HostWrites("compute-1", unbind=("vm-k",)))   # through a surviving relay
         ports = json.loads(_admin(pki, cluster, "port", "list", "-f", "json"))
         assert {p["Name"]: p["Host"] for p in ports}["vm-k"] == ""
     finally:

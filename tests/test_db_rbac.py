@@ -15,6 +15,8 @@ from sg_ofctl import desired, errors
 from sg_ofctl.agent import sgdb as sgdb_mod
 from sg_ofctl.agent import tags
 from sg_ofctl.ovsdb import api as sg_api
+from sg_ofctl.ovsdb import bindings as ovsdb_bindings
+from sg_ofctl.ovsdb import host_writes as hw
 from sg_ofctl.ovsdb import tls
 from tls_fixtures import Pki, tls_database
 
@@ -67,35 +69,55 @@ def _export(db) -> str:
     return ok("export", db=db.member.local_remote)
 
 
+def _write(agent, **writes):
+    """The agent's one write path: a HostWrites plan for compute-1 (or `host`)."""
+    return agent.write(hw.HostWrites(host=writes.pop("host", "compute-1"), **writes))
+
+
+def _spec(name, mac, ips, created_by="compute-1"):
+    return hw.PortSpec(name, mac, ips, ("web",), {tags.CREATED_BY: created_by,
+                                                  tags.TAGS_APPLIED: "x"})
+
+
+@pytest.fixture
+def agent_api(pki, db):
+    """A plain connection with compute-1's certificate (the same role)."""
+    keys = pki.host("compute-1")
+    tls.configure(tls.KeyMaterial(keys.private_key, keys.certificate, keys.ca_cert))
+    handle = sg_api.connect(db.agent_remote, initialize=False, leader_only=False)
+    yield handle
+    handle.close()
+    tls.forget()
+
+
 def test_the_agent_reads_everything_and_binds_its_own_port(agent, db):
     state = agent.snapshot()
     assert {"vm-a", "vm-b"} <= set(state.ports) and "web" in state.group_ids
-    agent.bind(["vm-a"], "compute-1")
+    assert _write(agent, bind=("vm-a",)).written == 1
     assert _hosts(db)["vm-a"] == "compute-1"
-    agent.unbind(["vm-a"], "compute-1")
+    assert _write(agent, unbind=("vm-a",)).written == 1
     assert _hosts(db)["vm-a"] == ""
 
 
-@pytest.mark.parametrize("attempt,table", [
-    (lambda a: a.bind(["vm-a"], "compute-2"), "Port_Binding"),        # another host's name
-    (lambda a: a.unbind(["vm-b"], "compute-2"), "Port_Binding"),      # another host's binding
-    (lambda a: a.create_declared(tags.Declared("vm-x", "fa:16:3e:00:00:99", ("10.0.0.99",),
-                                               ("web",)), "compute-2"), "Port"),
-    (lambda a: a.update_declared(tags.Declared("vm-a", "fa:16:3e:00:00:0a", ("10.0.0.66",),
-                                               ("web",))), "Port"),   # an admin's port
-    (lambda a: a.delete_declared("vm-b", "compute-1") and None, None),
+@pytest.mark.parametrize("writes,table", [
+    ({"host": "compute-2", "bind": ("vm-a",)}, "Port_Binding"),     # another host's name
+    ({"host": "compute-2", "unbind": ("vm-b",)}, "Port_Binding"),   # another host's binding
+    ({"create": (_spec("vm-x", "fa:16:3e:00:00:99", ("10.0.0.99",), "compute-2"),)}, "Port"),
+    ({"update": (_spec("vm-a", "fa:16:3e:00:00:0a", ("10.0.0.66",)),)}, "Port"),  # admin's
 ])
-def test_the_agent_cannot_touch_other_hosts_or_admin_rows(agent, db, attempt, table):
+def test_the_agent_cannot_touch_other_hosts_or_admin_rows(agent, db, writes, table):
     before = (_export(db), _hosts(db))
-    if table is None:
-        # deleting an admin's port falls back to removing its own (absent) binding
-        attempt(agent)
-    else:
-        with pytest.raises(errors.PermissionDenied) as err:
-            attempt(agent)
-        assert str(err.value).startswith('permission denied: RBAC rules for client '
-                                         '"compute-1" role "sg-agent" prohibit ')
-        assert str(err.value).endswith(f'table "{table}"')
+    with pytest.raises(errors.PermissionDenied) as err:
+        _write(agent, **writes)
+    assert str(err.value).startswith('permission denied: RBAC rules for client '
+                                     '"compute-1" role "sg-agent" prohibit ')
+    assert str(err.value).endswith(f'table "{table}"')
+    assert (_export(db), _hosts(db)) == before
+
+
+def test_deleting_an_admins_port_it_has_not_bound_does_nothing(agent, db):
+    before = (_export(db), _hosts(db))
+    assert _write(agent, delete=("vm-b",)).written == 0
     assert (_export(db), _hosts(db)) == before
 
 
@@ -108,26 +130,46 @@ def test_the_agent_cannot_touch_other_hosts_or_admin_rows(agent, db, attempt, ta
     (lambda a: a.apply(desired.load(BASELINE.replace("dst_port: 80", "dst_port: 81"))),
      "Security_Group"),
 ])
-def test_the_agent_cannot_write_policy(agent, db, write, table):
+def test_the_agent_cannot_write_policy(agent_api, db, write, table):
     before = _export(db)
-    with agent._writer() as api:         # the connection the agent writes rows with
-        with pytest.raises(errors.PermissionDenied) as err:
-            api.run(write(api))
+    with pytest.raises(errors.PermissionDenied) as err:
+        agent_api.run(write(agent_api))
     assert 'RBAC rules for client "compute-1"' in str(err.value)
     assert f'table "{table}' in str(err.value)
     assert _export(db) == before
 
 
 def test_the_agent_creates_updates_and_deletes_the_rows_of_its_own_tags(agent, db):
-    decl = tags.Declared("vm-tagged", "fa:16:3e:00:00:77", ("10.0.0.77",), ("web",))
-    agent.create_declared(decl, "compute-1")
-    export = _export(db)
-    assert "vm-tagged" in export and _hosts(db)["vm-tagged"] == "compute-1"
-    agent.update_declared(tags.Declared("vm-tagged", "fa:16:3e:00:00:77", ("10.0.0.78",),
-                                        ("web",)))
-    assert "10.0.0.78" in _export(db)
-    assert agent.delete_declared("vm-tagged", "compute-1") is True
+    result = _write(agent, create=(_spec("vm-tagged", "fa:16:3e:00:00:77", ("10.0.0.77",)),))
+    assert result.written == 1 and not result.failed, result
+    assert "vm-tagged" in _export(db) and _hosts(db)["vm-tagged"] == "compute-1"
+    result = _write(agent, update=(_spec("vm-tagged", "fa:16:3e:00:00:77", ("10.0.0.78",)),))
+    assert result.written == 1 and "10.0.0.78" in _export(db)
+    assert _write(agent, delete=("vm-tagged",)).written == 1
     assert "vm-tagged" not in _export(db) and "vm-tagged" not in _hosts(db)
+
+
+def test_a_tag_made_row_another_host_bound_meanwhile_stays(agent, db):
+    """The VM moved: its new host's binding keeps the row when the old host lets go."""
+    _write(agent, create=(_spec("vm-moving", "fa:16:3e:00:00:78", ("10.0.0.79",)),))
+    with sg_api.connect(db.member.local_remote) as admin:   # compute-2's bind, as admin
+        admin.run(bindings_bind(admin, "vm-moving", "compute-2"))
+    result = _write(agent, delete=("vm-moving",))
+    assert "vm-moving" in result.skipped
+    assert _hosts(db)["vm-moving"] == "compute-2"
+    with sg_api.connect(db.member.local_remote) as admin:
+        admin.run(admin.port_delete(["vm-moving"]))
+    assert "vm-moving" not in _hosts(db)
+
+
+def bindings_bind(api, name, host):
+    """Add one Port_Binding row (what another host's agent would write)."""
+    from ovsdbapp.backend.ovs_idl import command
+
+    class Add(command.BaseCommand):
+        def run_idl(self, txn):
+            ovsdb_bindings.insert(txn, api, name, host)
+    return Add(api)
 
 
 def _transact(keys, remote, ops) -> str:
@@ -162,28 +204,3 @@ def test_raw_transactions_with_a_hypervisor_key_are_refused(pki, db, ops, table)
     out = _transact(pki.host("compute-1"), db.agent_remote, ops)
     assert "permission error" in out and table in out, out
     assert _export(db) == before
-
-
-def test_one_host_writes_command_under_the_agent_role(agent, db):
-    """The agents' batched writes (host_writes): a tag-made row created and bound,
-    an admin's port bound, in one transaction; then unbound and deleted."""
-    from sg_ofctl.ovsdb import host_writes as hw
-    spec = hw.PortSpec("vm-batch", "fa:16:3e:00:00:55", ("10.0.0.55",), ("web",),
-                       {tags.CREATED_BY: "compute-1"})
-    writes = hw.HostWrites(host="compute-1", create=(spec,), bind=("vm-a",))
-    with agent._writer() as api:
-        result = api.run(api.host_writes(writes))
-    assert result.written == 2 and not result.failed, result
-    hosts = _hosts(db)
-    assert hosts["vm-batch"] == "compute-1" and hosts["vm-a"] == "compute-1"
-    with agent._writer() as api:
-        result = api.run(api.host_writes(hw.HostWrites(host="compute-1", delete=("vm-batch",),
-                                                       unbind=("vm-a", "vm-b"))))
-    assert result.written == 2 and not result.failed, result
-    hosts = _hosts(db)
-    assert "vm-batch" not in hosts and hosts["vm-a"] == "" and hosts["vm-b"] == "compute-2"
-    # the same batch for another host's name is refused as a whole
-    before = _export(db), _hosts(db)
-    with agent._writer() as api, pytest.raises(errors.PermissionDenied):
-        api.run(api.host_writes(hw.HostWrites(host="compute-2", bind=("vm-a",))))
-    assert (_export(db), _hosts(db)) == before

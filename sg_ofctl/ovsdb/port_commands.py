@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
+
 from sg_ofctl import model, vocabulary
 from sg_ofctl.ovsdb import bindings, convert
 from sg_ofctl.ovsdb.convert import PORT
@@ -101,4 +103,22 @@ class PortDelete(Command):
         return deleted
 
 
-PortBind = bindings.SetBinding      # bindings are rows of their own (bindings.py)
+class PortBind(ovsdbapp_command.BaseCommand):
+    """An admin's (or a test's) binding of one port: exactly `host`, or none ("")."""
+
+    def __init__(self, api, ref, host: str):
+        super().__init__(api)
+        self.ref, self.host = ref, host
+
+    def run_idl(self, txn):
+        port = find_port(self.api, self.ref)
+        found = False
+        for row in list(self.api.tables[bindings.BINDING].rows.values()):
+            if row.port == port.name:
+                if row.host == self.host:
+                    found = True
+                else:
+                    row.delete()
+        if self.host and not found:
+            bindings.insert(txn, self.api, port.name, self.host)
+        self.result = port.id

@@ -26,7 +26,7 @@ import subprocess
 from pathlib import Path
 
 from sg_ofctl import errors, safetext
-from sg_ofctl.ovsdb import tls
+from sg_ofctl.ovsdb import daemon, tls
 
 AGENT_ROLE = "sg-agent"
 CREATED_BY = "sg-ofctl-created-by"      # = agent.tags.CREATED_BY (agent imports ovsdb)
@@ -122,7 +122,6 @@ class Relay:
             raise errors.UserError(f"listeners.db: {done.stderr or done.stdout}")
 
     def start(self) -> dict:
-        from sg_ofctl.ovsdb import server
         roles = ensure_roles(self.member.local_remote)
         if self.pid() is None:
             self._write_listeners()
@@ -130,19 +129,18 @@ class Relay:
                 if stale.exists():
                     stale.unlink()
             argv = ["ovsdb-server", str(self.db),
-                    f"relay:{server.SCHEMA_NAME}:{self.member.local_remote}",
+                    f"relay:SG_ofctl:{self.member.local_remote}",
                     f"--pidfile={self.pidfile}", "--detach", "--no-chdir",
                     f"--log-file={self.log}", f"--unixctl={self.ctl}",
                     "--remote=db:SG_ofctl_Listeners,Listeners,connections",
                     f"--private-key={self.keys.private_key}",
                     f"--certificate={self.keys.certificate}",
                     f"--ca-cert={self.ca_cert}", *tls.SERVER_OPTIONS]
-            server._spawn(argv, self.log, self.stop, "the agents' relay")   # noqa: SLF001
+            daemon.spawn(argv, self.log, self.stop, "the agents' relay")
         return {"agent_listen": ",".join(self.listen), "agent_relay_pid": self.pid(),
                 "agent_role": roles}
 
     def stop(self) -> None:
-        from sg_ofctl.ovsdb import server
         pid = self.pid()
         if pid is not None:
-            server.stop_pid(pid)
+            daemon.stop_pid(pid)

@@ -11,19 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 from sg_ofctl.ovsdb import relay, tls
+from sg_ofctl.ovsdb.daemon import (ServerError, process_alive, spawn,  # noqa: F401
+                                    stop_pid)
 
 SCHEMA_NAME = "SG_ofctl"
 SCHEMA_PATH = Path(__file__).with_name("sg_ofctl.ovsschema")
-
-
-class ServerError(RuntimeError):
-    """ovsdb-server or ovsdb-tool failed; the message says which and why."""
 
 
 def default_state_dir() -> Path:
@@ -183,7 +179,7 @@ def start(member: Member, listen: list[str] | None = None, cluster_address: str 
             "--no-chdir", f"--log-file={member.log}", f"--unixctl={member.ctl}",
             *(f"--remote={r}" for r in remotes),
             *(keys.server_args() if keys.given else ()), *tls.SERVER_OPTIONS]
-    _spawn(argv, member.log, lambda: stop(member), "ovsdb-server")
+    spawn(argv, member.log, lambda: stop(member), "ovsdb-server")
     if done in ("exists", "joined cluster") and member.is_clustered():
         done += convert_online(member)
     out = {"state": f"started ({done})", "pid": member.pid(), **_describe(member),
@@ -197,23 +193,6 @@ def start(member: Member, listen: list[str] | None = None, cluster_address: str 
     if any(r.startswith("ptcp:") for r in listen) or (cluster_address or "").startswith("tcp:"):
         out["warning"] = f"{tls.PLAIN_RISK} ({tls.PLAIN_FLAG})"
     return out
-
-
-def _spawn(argv: list[str], log: Path, stop_it, name: str) -> None:
-    """Run a detaching ovsdb-server; a listener it could not open is a failure."""
-    log_size = log.stat().st_size if log.exists() else 0
-    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    failed = [line for line in _log_since(log, log_size).splitlines()
-              if "listen failed" in line or "|ERR|" in line and "stream_ssl" in line]
-    if result.returncode == 0 and failed:
-        # ovsdb-server keeps running without the listener: that is no use here.
-        stop_it()
-        raise ServerError(f"{name} did not start: {failed[0].split('|')[-1]} "
-                          f"(log: {log})")
-    if result.returncode != 0:
-        lines = (result.stderr.strip() or _tail(log)).splitlines()
-        raise ServerError(f"{name} did not start: {lines[-1] if lines else 'no output'} "
-                          f"(log: {log})")
 
 
 def convert_online(member: Member, timeout: int = 10) -> str:
@@ -234,22 +213,6 @@ def convert_online(member: Member, timeout: int = 10) -> str:
     return ", schema converted"
 
 
-def _log_since(path: Path, offset: int) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            f.seek(offset)
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _tail(path: Path) -> str:
-    try:
-        return path.read_text()[-2000:]
-    except OSError:
-        return ""
-
-
 def stop(member: Member, timeout: float = 10.0) -> dict:
     """Stop this member's ovsdb-server (and the agents' relay) by pid: SIGTERM,
     then SIGKILL."""
@@ -259,25 +222,6 @@ def stop(member: Member, timeout: float = 10.0) -> dict:
         return {"state": "not running", "state_dir": str(member.state_dir)}
     state = stop_pid(pid, timeout)
     return {"state": state, "pid": pid, "state_dir": str(member.state_dir)}
-
-
-def stop_pid(pid: int, timeout: float = 10.0) -> str:
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process_alive(pid):
-            return "stopped"
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return "killed"
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _describe(member: Member) -> dict:
