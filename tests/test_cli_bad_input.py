@@ -223,6 +223,9 @@ CASES = [
     ("yaml-unicode-network", ["apply", "-"],
      "ports:\n  a: {mac: 'fa:16:3e:00:00:01', network: \uff17}\n",
      ["network='\uff17'", "integer"]),
+    ("timeout-fullwidth", ["--timeout", "\uff11\uff10", "group", "list"], None,
+     ["--timeout", "seconds"]),
+    ("timeout-zero", ["--timeout", "0", "group", "list"], None, ["--timeout", "more than 0"]),
     # the database and global options
     ("bad-remote", ["--db", "bogus:thing", "group", "list"], None, ["db='bogus:thing'"]),
     ("bad-format", ["group", "list", "-f", "xml"], None, ["invalid choice: 'xml'"]),

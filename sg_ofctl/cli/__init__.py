@@ -50,6 +50,16 @@ def _command_word(argv) -> str | None:
     return None
 
 
+def _seconds(text: str) -> float:
+    """--timeout / $SG_OFCTL_TIMEOUT: ASCII digits (float() also takes '１０')."""
+    value = text.strip()
+    if not value.isascii() or not value.replace(".", "", 1).isdigit() or \
+            not 0 < float(value) <= 3600:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r}: seconds, more than 0, at most "
+                                         "3600")
+    return float(value)
+
+
 def build_parser(argv=()) -> argparse.ArgumentParser:
     """The parser; with argv naming a known command, only that command's
     module is imported and registered (a command starts faster)."""
@@ -64,8 +74,8 @@ def build_parser(argv=()) -> argparse.ArgumentParser:
                         help="state directory of the private database (default "
                              "$SG_OFCTL_STATE_DIR, /var/lib/sg-ofctl for root, else "
                              "$XDG_STATE_HOME/sg-ofctl)")
-    parser.add_argument("--timeout", type=float,
-                        default=float(os.environ.get("SG_OFCTL_TIMEOUT", "10")),
+    parser.add_argument("--timeout", type=_seconds,
+                        default=os.environ.get("SG_OFCTL_TIMEOUT", "10"),
                         help="seconds to wait for the database to answer (default 10)")
     tls = parser.add_argument_group(
         "TLS (ssl: remotes, db start's ssl: listeners and Raft; docs/DATABASE.md)")

@@ -20,7 +20,7 @@ def register(sub) -> None:
                             "unix:/var/run/openvswitch/db.sock)")
     agent.add_argument("--listen", default="127.0.0.1:6653", metavar="ADDR:PORT",
                        help="OpenFlow listen address; the bridge's controller is set to it")
-    agent.add_argument("--first-table", type=int, default=0, metavar="N",
+    agent.add_argument("--first-table", type=common.ascii_number, default=0, metavar="N",
                        help="first OpenFlow table of the pipeline (default 0)")
     agent.add_argument("--host", default="", help="this host's name in port bindings "
                        "(default: the CN of --certificate, which the agent role requires; "
