@@ -26,8 +26,8 @@ COVERED_ELSEWHERE = {
         "test_db_cluster_tls.py::test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents",
         "TlsCluster(pki)", None),
     "sg-ofctl --db ssl:10.0.0.1:6642": (
-        "test_db_cluster_tls.py::test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents",
-        "SgDatabase(cluster.agent_remotes", None),
+        "test_agent_tls.py::test_the_agent_binds_its_ports_and_creates_its_tag_made_row_over_tls",
+        '"--db", self.db, "agent"', "agent_testbed.py"),
     "sg-ofctl --db ssl:10.0.0.1:6641": (
         "test_db_cluster_tls.py::test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents",
         '"group", "list"', None),
