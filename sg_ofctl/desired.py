@@ -7,9 +7,7 @@ id.  Errors name the file, line, path, field and value.  See docs/FORMAT.md.
 """
 from __future__ import annotations
 
-import functools
-
-from sg_ofctl import errors, model
+from sg_ofctl import errors, model, safetext, safeyaml
 from sg_ofctl.state import Desired, DesiredGroup, DesiredPort
 from sg_ofctl.vocabulary import (pair_from_value, pair_to_text, rule_from_fields,
                                  rule_sort_key, rule_to_fields)
@@ -21,45 +19,12 @@ TOP_KEYS = ("version", "groups", "ports")
 
 
 # ---- reading ---------------------------------------------------------------
-class _Map(dict):
-    line = 0
-
-
-@functools.lru_cache(maxsize=None)
-def _loader():
-    """The YAML loader (built on first use: yaml is imported only when needed)."""
-    import yaml
-
-    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-        """Refuses duplicate keys; remembers each mapping's line.  (libyaml's
-        parser when PyYAML has it: 10x faster on large files.)"""
-
-        def construct_mapping(self, node, deep=False):
-            out = _Map()
-            out.line = node.start_mark.line + 1
-            for key_node, value_node in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                if key in out:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark)
-                out[key] = self.construct_object(value_node, deep=deep)
-            return out
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                           Loader.construct_mapping)
-    return Loader
+_Map = safeyaml.Map
 
 
 def load(text: str, source: str = "<input>") -> Desired:
-    import yaml
-    try:
-        data = yaml.load(text, Loader=_loader())
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise errors.UserError(f"{where}: malformed YAML: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise errors.UserError(f"{source}: malformed YAML: {e}") from None
+    """YAML text -> Desired (bounded first: see safeyaml)."""
+    data = safeyaml.load(text, source)
     return from_data(data if data is not None else _Map(), source)
 
 
@@ -70,7 +35,7 @@ class _Where:
     def fail(self, obj, path, error):
         line = getattr(obj, "line", 0)
         where = f"{self.source}:{line}" if line else self.source
-        raise errors.UserError(f"{where}: {path}: {error}") from None
+        raise errors.UserError(f"{where}: {safetext.shown(path)}: {error}") from None
 
 
 def _mapping(where, obj, path, keys=None):

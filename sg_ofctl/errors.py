@@ -17,5 +17,9 @@ class Conflict(UserError):
     """The request clashes with what the database holds (in use, duplicate...)."""
 
 
+class PermissionDenied(UserError):
+    """The database's roles (OVSDB RBAC) refuse this write to this client."""
+
+
 class DatabaseUnavailable(UserError):
     """The security-group database did not answer in time."""

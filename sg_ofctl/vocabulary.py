@@ -18,7 +18,7 @@ _FIELD_NAMES = {"remote_ip_prefix": "remote_ip", "remote_group_id": "remote_grou
 
 def _ascii_number(text: str) -> bool:
     text = text.strip()
-    return text.isascii() and text.isdigit()
+    return text.isascii() and text.isdigit() and len(text) <= 18   # int() refuses > 4300
 
 
 def parse_port_range(value) -> tuple[int, int]:

@@ -154,7 +154,8 @@ class Cluster:
             join = [] if index == 0 else ["--join", self.raft[0]]
             rc, _, err = run_cli("--state-dir", str(self.dirs[index]), "db", "start",
                                  "--cluster", self.raft[index], *join, "--listen",
-                                 f"127.0.0.1:{self.client_ports[index]}")
+                                 f"127.0.0.1:{self.client_ports[index]}",
+                                 "--insecure-plain-tcp")
             if rc == 0:
                 return
             server.stop(self.members[index])

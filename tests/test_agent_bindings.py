@@ -20,17 +20,22 @@ def iface(name, ofport, port_id=None, vlan=None, **tags):
     return LocalInterface(name, f"P{name}", ofport, ids, vlan)
 
 
+_HOSTS: dict = {}    # port name -> the host record() bound it to (SgState.bound)
+
+
 def record(name, host="", tag_made=False, tags_text=None, network=0):
     port = model.Port(id=f"id-{name}", name=name, mac="fa:16:3e:00:0a:01",
                       fixed_ips=("10.0.10.1",), network=network)
     ids = {CREATED_BY: "hv0", TAGS_APPLIED: tags_text or ""} if tag_made else {}
-    return PortRecord(port.id, name, port, None, host, ids)
+    _HOSTS[name] = host
+    return PortRecord(port.id, name, port, None, ids)
 
 
 def plan(interfaces, records=(), enforced=None, present=None):
     local = LocalState(True, 1, tuple(interfaces), frozenset(
         present if present is not None else (i.iface_id for i in interfaces if i.iface_id)))
-    sg = SgState({}, GROUP_IDS, {r.name: r for r in records}, {})
+    sg = SgState({}, GROUP_IDS, {r.name: r for r in records}, {},
+                 {r.name: frozenset({_HOSTS[r.name]}) for r in records if _HOSTS.get(r.name)})
     built = Built(view=None, ports_by_iface=dict(enforced or {}))
     return plan_writes(local, sg, built, HOST)
 

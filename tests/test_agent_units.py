@@ -41,7 +41,7 @@ def test_missing_mac_tag():
 
 def _state(ports, groups=()):
     groups = {g.id: g for g in (model.default_group(), *groups)}
-    recs = {p.id: PortRecord(p.id, p.id, p, None, "", {}) for p in ports}
+    recs = {p.id: PortRecord(p.id, p.id, p, None, {}) for p in ports}
     members = {"default": model.MemberAddresses.parse(
         [a for p in ports if not p.security_groups for a in p.addresses()])}
     return SgState(groups, {g: g for g in groups}, recs, members)

@@ -8,7 +8,7 @@ import pathlib
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # Floors, lowest first: a module may import its own floor and the ones below.
 FLOORS = (
-    ("model", "errors"),
+    ("model", "errors", "safetext", "safeyaml"),
     ("pipeline", "vocabulary", "state", "reference", "scenario"),
     ("compiler", "desired", "explain", "golden", "pipeline_doc"),
     ("dataplane", "ovsdb"),

@@ -173,10 +173,75 @@ CASES = [
      " network: 1}\n", ["groups.web.stateful=False", "web-1"]),
     ("yaml-missing-file", ["apply", "/nonexistent/desired.yaml"], None,
      ["No such file", "/nonexistent/desired.yaml"]),
+    # hostile text and numbers (issue 11)
+    ("name-escape", ["group", "create", "evil\x1b[2J"], None,
+     ["name='evil\\x1b[2J'", "control character U+001B"]),
+    ("name-comma", ["group", "create", "web,db"], None, ["name='web,db'", "comma"]),
+    ("name-bidi", ["group", "create", "admin\u202egpj.exe"], None,
+     ["U+202E"]),
+    ("name-long", ["group", "create", "n" * 5000], None,
+     ["5000 characters long", "at most 255"]),
+    ("description-bell", ["group", "set", "web", "--description", "ring\x07"], None,
+     ["description='ring\\x07'", "U+0007"]),
+    ("rule-description-newline", R + ["--description", "a\nb"], None,
+     ["description='a\\nb'", "U+000A"]),
+    ("port-name-escape", ["port", "create", "p\x9b9", "--mac", "fa:16:3e:00:09:99", "--ip",
+                          "10.0.0.99"], None,
+     ["name='p\\x9b9'", "U+009B"]),
+    ("port-fullwidth", R + ["--protocol", "tcp", "--dst-port", "\uff18\uff10"], None,
+     ["dst_port='\uff18\uff10'", "PORT or MIN:MAX"]),
+    ("port-superscript-range", R + ["--protocol", "tcp", "--dst-port", "80:\u00b2"], None,
+     ["dst_port='80:\u00b2'"]),
+    ("proto-arabic-indic", R + ["--protocol", "\u0661\u0667"], None,
+     ["protocol='\u0661\u0667'", "unknown protocol"]),
+    ("icmp-type-superscript", R + ["--protocol", "icmp", "--icmp-type", "\u00b2"], None,
+     ["icmp_type='\u00b2'", "integer"]),
+    ("network-fullwidth", P + ["--network", "\uff16"], None, ["network='\uff16'", "integer"]),
+    ("network-huge", P + ["--network", "9" * 5000], None, ["network='999", "integer"]),
+    ("explain-port-digits", ["explain", "--from", "web-1", "--to", "db-1", "--dst-port",
+                             "\u0665"], None, ["not a number"]),
+    ("yaml-alias-bomb", ["apply", "-"], None,
+     ["<stdin>:", "aliases repeat more than 10,000 nodes"]),
+    ("yaml-alias-cycle", ["apply", "-"], "groups: &g\n  web: *g\n",
+     ["<stdin>:", "refers to its own anchor"]),
+    ("yaml-list-key", ["apply", "-"], "groups:\n  [a, b]: {}\n",
+     ["<stdin>:2:3", "a key must be a string, not a list"]),
+    ("yaml-int-key", ["apply", "-"], "ports:\n  80: {mac: 'fa:16:3e:00:00:01'}\n",
+     ["<stdin>:2:3", "not int 80", "quote it"]),
+    ("yaml-bool-key", ["apply", "-"], "groups:\n  web:\n    yes: 1\n",
+     ["<stdin>:3:5", "not bool True"]),
+    ("yaml-escape-name", ["apply", "-"], 'groups:\n  "web\\e[31m": {}\n',
+     ["<stdin>:2", "groups.web\\x1b[31m", "U+001B"]),
+    ("yaml-huge-int", ["apply", "-"], "ports:\n  a: {network: " + "7" * 5000 + "}\n",
+     ["<stdin>:2:", "an integer of 5000 digits"]),
+    ("yaml-huge-value", ["apply", "-"],
+     "groups:\n  web:\n    description: " + "d" * 200_000 + "\n",
+     ["<stdin>:3", "description='ddd", "200000 characters long"]),
+    ("yaml-unicode-port", ["apply", "-"],
+     "groups:\n  web:\n    rules:\n      - {protocol: tcp, dst_port: \u0668\u0660}\n",
+     ["<stdin>:4", "dst_port='\u0668\u0660'"]),
+    ("yaml-unicode-network", ["apply", "-"],
+     "ports:\n  a: {mac: 'fa:16:3e:00:00:01', network: \uff17}\n",
+     ["network='\uff17'", "integer"]),
+    ("timeout-fullwidth", ["--timeout", "\uff11\uff10", "group", "list"], None,
+     ["--timeout", "seconds"]),
+    ("timeout-zero", ["--timeout", "0", "group", "list"], None, ["--timeout", "more than 0"]),
     # the database and global options
     ("bad-remote", ["--db", "bogus:thing", "group", "list"], None, ["db='bogus:thing'"]),
     ("bad-format", ["group", "list", "-f", "xml"], None, ["invalid choice: 'xml'"]),
 ]
+
+
+def _alias_bomb() -> str:
+    """The 'billion laughs': 9 levels of 9 aliases, ~600 bytes, 387 million nodes."""
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for level, previous in zip("bcdefghi", "abcdefgh"):
+        text += f"{level}: &{level} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+    return text + "groups:\n  web: {description: *i}\n"
+
+
+CASES = [(c[0], c[1], _alias_bomb() if c[0] == "yaml-alias-bomb" else c[2], c[3])
+         for c in CASES]
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +282,9 @@ def test_bad_input_is_refused_and_changes_nothing(baseline, case_id, argv, stdin
         assert message.startswith("sg-ofctl: error: ")
     for fragment in expected:
         assert fragment in message, (fragment, message)
+    # a value is quoted with at most ~100 characters, control characters escaped
+    assert len(message) < 400, message
+    assert message.isprintable(), message
     assert snapshot(baseline) == before
 
 

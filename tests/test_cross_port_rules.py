@@ -119,7 +119,7 @@ def test_agent_view(case, a, b, field, value):
     ids = {g.name: g.id for g in groups.values()}
     ports = [model_port(p, ids) for p in (a, b)]
     sg = SgState(groups, {**ids, **{g: g for g in groups}},
-                 {p.name: PortRecord(p.id, p.name, p, None, "", {}) for p in ports},
+                 {p.name: PortRecord(p.id, p.name, p, None, {}) for p in ports},
                  {gid: model.MemberAddresses.parse([]) for gid in groups})
     local = LocalState(True, 1, tuple(LocalInterface(f"tap-{p.name}", f"tap-{p.name}", i,
                                                      {"iface-id": p.name})

@@ -1,8 +1,9 @@
 """Every bad input gives one ValidationError naming the field and the value."""
 import pytest
 
-from sg_ofctl.model import (AddressPair, HostView, Port, Rule, ValidationError,
+from sg_ofctl.model import (AddressPair, HostView, Port, Rule, SecurityGroup, ValidationError,
                             build_groups)
+from sg_ofctl.safetext import quote
 
 R = dict(id="r1", security_group_id="g")
 P = dict(id="p1", mac="fa:16:3e:00:00:01", fixed_ips=("10.0.0.1",), ofport=1)
@@ -46,6 +47,17 @@ BAD_RULES = [
     ({"remote_group_id": ""}, "remote_group_id", ""),
     ({"description": 5}, "description", 5),
     ({"id": ""}, "id", ""),
+    # hostile text and numbers
+    ({"description": "ok\x1b[2Jwiped"}, "description", "ok\x1b[2Jwiped"),
+    ({"description": "two\nlines"}, "description", "two\nlines"),
+    ({"description": "evil\u202eroot"}, "description", "evil\u202eroot"),
+    ({"description": "x" * 256}, "description", "x" * 256),
+    ({"protocol": "\u0661\u0667"}, "protocol", "\u0661\u0667"),      # Arabic-Indic 17
+    ({"protocol": "tcp", "port_range_min": "\uff18\uff10", "port_range_max": 80},
+     "port_range_min", "\uff18\uff10"),                                # fullwidth 80
+    ({"protocol": "icmp", "port_range_min": "\u00b2"}, "port_range_min", "\u00b2"),
+    ({"protocol": "tcp", "port_range_min": "9" * 40, "port_range_max": 80},
+     "port_range_min", "9" * 40),
 ]
 
 
@@ -55,7 +67,7 @@ def test_bad_rule(fields, field, value):
         Rule(**{**R, **fields})
     assert err.value.field == field
     assert err.value.value == value
-    assert field in str(err.value) and repr(value) in str(err.value)
+    assert field in str(err.value) and quote(value) in str(err.value)
 
 
 BAD_PORTS = [
@@ -83,6 +95,12 @@ BAD_PORTS = [
     ({"network": "blue"}, "network"),
     ({"ofport": 0}, "ofport"),
     ({"id": ""}, "port.id"),
+    ({"name": "vm\x07bell"}, "name"),
+    ({"name": "vm\x9b31m"}, "name"),                  # C1 CSI
+    ({"name": "p" * 256}, "name"),
+    ({"network": "\uff16"}, "network"),               # fullwidth 6
+    ({"network": "\u00b2"}, "network"),
+    ({"network": " 7\u0661"}, "network"),
 ]
 
 
@@ -137,6 +155,11 @@ BAD_GROUPS = [
                             {"id": "b", "remote_ip_prefix": "10.0.0.0/8"}]}], "rule"),
     ([{"id": "g", "rules": [{"id": "a", "security_group_id": "other"}]}], "security_group_id"),
     (["g"], "security_groups"),
+    ([{"id": "g", "name": "web,db"}], "name"),
+    ([{"id": "g", "name": "\x1b]0;owned\x07"}], "name"),
+    ([{"id": "g", "description": "a\x00b"}], "description"),
+    ([{"id": "g\x1b"}], "security_group.id"),
+    ([{"id": "g", "name": "n" * 300}], "name"),
 ]
 
 
@@ -179,3 +202,29 @@ def test_port_without_groups_gets_default():
     assert "default" in view.groups
     unfiltered = Port(**{**P, "port_security_enabled": False})
     assert unfiltered.effective_groups == ()
+
+
+@pytest.mark.parametrize("value", [
+    "v" * 1_000_000,
+    ["10.0.0.x"] * 1_000_000,
+    {f"k{i}": "v" * 1000 for i in range(1000)},
+    [[[[[["deep"] * 10] * 10] * 10] * 10] * 10] * 10,
+    10 ** 5000,
+    b"\xff" * 10_000,
+], ids=["long-str", "long-list", "big-dict", "nested", "huge-int", "bytes"])
+def test_an_error_quotes_at_most_about_100_characters(value):
+    err = ValidationError("name", value, "is bad")
+    assert len(str(err)) <= len("name=: is bad") + 100
+    assert err.value is value
+
+
+def test_the_quote_is_the_repr_when_short():
+    for value in ("web", 80, None, ["a", "b"], {"ip": "10.0.0.1"}, ("x",), "\x1b[2J"):
+        assert quote(value) == repr(value)
+
+
+def test_ascii_digits_only_and_text_limits_accept_the_ordinary():
+    assert Rule(**R, protocol="tcp", port_range_min=" 80", port_range_max="443")\
+        .port_range == (80, 443)
+    assert Port(**{**P, "network": "12", "name": "tap-\u00e9t\u00e9 \u2603"}).network == 12
+    assert SecurityGroup(id="g", name="n" * 255, description="d" * 255).name == "n" * 255

@@ -18,6 +18,19 @@ README = (REPO / "README.md").read_text()
 # command prefix -> (the test function that runs it, text in that function or in the
 # helper it runs it through, that helper's file if any)
 COVERED_ELSEWHERE = {
+    "sg-ofctl pki": ("test_db_tls.py::test_pki_certificates_carry_the_name_and_private_keys_are_"
+                     "private", '"pki", "--dir", str(pki.dir), "init"', "tls_fixtures.py"),
+    "export SG_OFCTL_": ("test_db_tls.py::test_key_material_from_the_environment",
+                         "SG_OFCTL_PRIVATE_KEY", None),
+    "sg-ofctl db start --cluster ssl:": (
+        "test_db_cluster_tls.py::test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents",
+        "TlsCluster(pki)", None),
+    "sg-ofctl --db ssl:10.0.0.1:6642": (
+        "test_agent_tls.py::test_the_agent_binds_its_ports_and_creates_its_tag_made_row_over_tls",
+        '"--db", self.db, "agent"', "agent_testbed.py"),
+    "sg-ofctl --db ssl:10.0.0.1:6641": (
+        "test_db_cluster_tls.py::test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents",
+        '"group", "list"', None),
     "./sg-ofctl-sandbox": ("test_sandbox.py::test_sandbox_start_matrix_change_restart_stop",
                            'sandbox("start"', None),
     "source /run/sg-ofctl-sandbox/env.sh": (

@@ -6,8 +6,8 @@ security-group database as the worker last saw them and returns a `WritePlan`:
 - rows to create from instance tags (an interface whose `iface-id` has no row
   but carries sg-ofctl-ips/-groups), bound to this host as they are created;
 - tag-made rows whose tags changed (updated);
-- rows to bind to this host (the interface is here, the row names another
-  host or none);
+- rows to bind to this host (the interface is here, and this host has no
+  Port_Binding row for it);
 - tag-made rows of interfaces that left this host (deleted) and API-made rows
   that left (unbound);
 - VLAN tags of OVS Ports (a port's `network`), in the local database.
@@ -81,13 +81,13 @@ def plan_writes(local, sg, built, host: str) -> WritePlan:
         if decl is not None and made_by_tags and \
                 rec.external_ids.get(tags.TAGS_APPLIED) != decl.text():
             update[name] = _spec(decl, {tags.TAGS_APPLIED: decl.text()})
-        if rec.host != host and name not in bind:
+        if host not in sg.bound.get(name, ()) and name not in bind:
             bind.append(name)
         port = built.ports_by_iface.get(iface.name)
         if port is not None and iface.vlan_tag != (port.network or None):
             vlan_tags[iface.port_name] = port.network or None
     gone = [r for r in sg.ports.values()
-            if r.host == host and r.name not in local.present_ids]
+            if host in sg.bound.get(r.name, ()) and r.name not in local.present_ids]
     # A tag-made row belongs to whichever agent hosts the VM (it may have moved
     # here from the host that created it): deleted when it leaves; others unbound.
     delete = tuple(sorted(r.name for r in gone if r.external_ids.get(tags.CREATED_BY)))

@@ -16,14 +16,16 @@ host over a second, long-lived connection that replicates only the rows they
 touch (ovsdb/host_writes.py)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sg_ofctl.ovsdb  # noqa: F401  (before ovsdbapp: python-ovs without eventlet)
 from sg_ofctl import errors, model
 from sg_ofctl.agent.idlwatch import ConnectionWatch
 from sg_ofctl.ovsdb import api as sg_api
+from sg_ofctl.ovsdb import bindings as ovsdb_bindings
 from sg_ofctl.ovsdb import convert
 from sg_ofctl.ovsdb.host_writes import HostWrites, HostWritesResult
 
@@ -33,14 +35,13 @@ GROUP, RULE, PORT = convert.GROUP, convert.RULE, convert.PORT
 
 @dataclass(frozen=True, slots=True)
 class PortRecord:
-    """One Port row: the model value (or why the row is invalid), its host and
-    external_ids."""
+    """One Port row: the model value (or why the row is invalid) and its
+    external_ids (its hosts: SgState.bound, from Port_Binding rows)."""
 
     uuid: object
     name: str
     port: model.Port | None
     error: str | None
-    host: str
     external_ids: dict
 
 
@@ -50,6 +51,7 @@ class SgState:
     group_ids: dict         # name and id -> id
     ports: dict             # name -> PortRecord
     members: dict           # group id -> model.MemberAddresses
+    bound: dict = field(default_factory=dict)   # port name -> hosts that have bound it
 
 
 class _Idl(ConnectionWatch, sg_api.SgIdl):
@@ -82,10 +84,13 @@ class _Tracker:
         self.all_dirty = True
         self.dirty_groups: set = set()     # group row uuids whose group or rules changed
         self.dirty_ports: set = set()
+        self.bindings_changed = True
 
     def changed(self, table, row, event):
         with self.lock:
-            if table == PORT:
+            if table == ovsdb_bindings.BINDING:
+                self.bindings_changed = True
+            elif table == PORT:
                 self.dirty_ports.add(row.uuid)
             elif table == GROUP:
                 self.dirty_groups.add(row.uuid)
@@ -99,8 +104,10 @@ class _Tracker:
 
     def take(self):
         with self.lock:
-            out = (self.all_dirty, self.dirty_groups, self.dirty_ports)
+            out = (self.all_dirty, self.dirty_groups, self.dirty_ports,
+                   self.bindings_changed)
             self.all_dirty, self.dirty_groups, self.dirty_ports = False, set(), set()
+            self.bindings_changed = False
             return out
 
 
@@ -109,7 +116,7 @@ class _Tracker:
 # replicates only the rows they touch (see write()).
 READ_COLUMNS = {
     PORT: ("id", "name", "mac", "fixed_ips", "allowed_address_pairs",
-           "port_security_enabled", "security_groups", "network", "host", "external_ids"),
+           "port_security_enabled", "security_groups", "network", "external_ids"),
     RULE: ("id", "security_group", "direction", "ethertype", "protocol",
                             "port_range_min", "port_range_max", "remote_ip_prefix",
                             "remote_group", "action", "description"),
@@ -123,11 +130,13 @@ class SgDatabase:
         class Idl(_Idl):
             tracker = self.tracker
         self.remotes, self.timeout = remotes, timeout
-        self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl, columns=READ_COLUMNS)
+        self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl, columns=READ_COLUMNS,
+                                  leader_only=False)     # relays are never leaders
         self._groups: dict = {}         # group uuid -> model.SecurityGroup | None
         self._group_errors: dict = {}   # group uuid -> error text
         self._ports: dict = {}          # port uuid -> PortRecord
         self._members: dict = {}
+        self._bound: dict = {}          # port name -> hosts (Port_Binding rows)
         self._state: SgState | None = None
         self.errors: dict = {}          # what -> text (for status)
         self._writer = None             # the writer connection (writer thread only)
@@ -148,7 +157,9 @@ class SgDatabase:
         return self.api.read(self._snapshot)
 
     def _snapshot(self, t) -> SgState:
-        all_dirty, dirty_groups, dirty_ports = self.tracker.take()
+        all_dirty, dirty_groups, dirty_ports, bindings_changed = self.tracker.take()
+        if all_dirty or bindings_changed or self._state is None:
+            self._bound = ovsdb_bindings.hosts_by_port(t)
         if all_dirty:
             dirty_groups = set(self._groups) | set(t[GROUP].rows)
             dirty_ports = set(self._ports) | set(t[PORT].rows)
@@ -158,6 +169,8 @@ class SgDatabase:
             dirty_groups |= (set(self._groups) | set(self._group_errors)) ^ set(t[GROUP].rows)
             dirty_ports |= set(self._ports) ^ set(t[PORT].rows)
         if not dirty_groups and not dirty_ports and self._state is not None:
+            if self._state.bound is not self._bound:
+                self._state = dataclasses.replace(self._state, bound=self._bound)
             return self._state
         groups_changed = bool(dirty_groups)
         if dirty_groups:
@@ -200,7 +213,7 @@ class SgDatabase:
             except model.ValidationError as e:
                 port, error = None, f"port {row.name}: {e}"
                 LOG.error("port %s in the database is invalid: %s", row.name, e)
-            self._ports[uuid] = PortRecord(uuid, row.name, port, error, row.host,
+            self._ports[uuid] = PortRecord(uuid, row.name, port, error,
                                            dict(row.external_ids))
         groups = self._state.groups if self._state is not None and not groups_changed else \
             {g.id: g for g in self._groups.values()}
@@ -223,7 +236,7 @@ class SgDatabase:
         self.errors.update({f"port:{r.name}": r.error for r in self._ports.values()
                             if r.error})
         self._state = SgState(groups, group_ids,
-                              {r.name: r for r in self._ports.values()}, members)
+                              {r.name: r for r in self._ports.values()}, members, self._bound)
         return self._state
 
     # -- writes (the writer thread) -------------------------------------------------------
@@ -234,7 +247,8 @@ class SgDatabase:
         condition is changed to writes.condition() first), never every port."""
         if self._writer is None:
             self._writer = sg_api.connect(self.remotes, tables=(), timeout=self.timeout,
-                                          conditions={PORT: [False]}, initialize=False)
+                                          conditions={PORT: [False]}, initialize=False,
+                                          leader_only=False)
         api = self._writer
         api.watch(PORT, writes.condition(), timeout=self.timeout)
         try:

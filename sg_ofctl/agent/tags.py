@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sg_ofctl import model
+from sg_ofctl import model, safetext
 
 IFACE_ID, ATTACHED_MAC = "iface-id", "attached-mac"
 GROUPS_KEY, IPS_KEY = "sg-ofctl-groups", "sg-ofctl-ips"
@@ -24,7 +24,8 @@ CREATED_BY, TAGS_APPLIED = "sg-ofctl-created-by", "sg-ofctl-tags"
 class TagError(ValueError):
     def __init__(self, interface: str, key: str, value, reason: str):
         self.interface, self.key, self.value, self.reason = interface, key, value, reason
-        super().__init__(f"interface {interface}: external_ids:{key}={value!r}: {reason}")
+        super().__init__(f"interface {safetext.shown(interface)}: external_ids:"
+                         f"{safetext.shown(key)}={safetext.quote(value)}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def declared(interface: str, external_ids: dict, group_ids: dict) -> Declared | 
         try:
             ips.append(model.parse_ip(IPS_KEY, ip))
         except model.ValidationError:
-            raise TagError(interface, IPS_KEY, ips_text, f"{ip!r} is not an IP address") \
+            raise TagError(interface, IPS_KEY, ips_text,
+                           f"{safetext.quote(ip)} is not an IP address") \
                 from None
     if not ips:
         raise TagError(interface, IPS_KEY, ips_text, "a tag-declared port needs at least "
@@ -76,5 +78,5 @@ def declared(interface: str, external_ids: dict, group_ids: dict) -> Declared | 
     for g in groups:
         if g not in group_ids:
             raise TagError(interface, GROUPS_KEY, groups_text,
-                           f"no security group named {g!r}")
+                           f"no security group named {safetext.quote(g)}")
     return Declared(name, mac, tuple(ips), groups)

@@ -29,8 +29,10 @@ COMMAND_MODULES = {
     "agent": "sg_ofctl.cli.agent",
     "status": "sg_ofctl.cli.agent",
     "explain": "sg_ofctl.cli.explain",
+    "pki": "sg_ofctl.cli.pki",
 }
-_GLOBAL_WITH_VALUE = ("--db", "--state-dir", "--timeout")
+_GLOBAL_WITH_VALUE = ("--db", "--state-dir", "--timeout", "--private-key", "--certificate",
+                      "--ca-cert")
 
 PROG = "sg-ofctl"
 
@@ -48,22 +50,42 @@ def _command_word(argv) -> str | None:
     return None
 
 
+def _seconds(text: str) -> float:
+    """--timeout / $SG_OFCTL_TIMEOUT: ASCII digits (float() also takes '１０')."""
+    value = text.strip()
+    if not value.isascii() or not value.replace(".", "", 1).isdigit() or \
+            not 0 < float(value) <= 3600:
+        raise argparse.ArgumentTypeError(f"{text[:100]!r}: seconds, more than 0, at most "
+                                         "3600")
+    return float(value)
+
+
 def build_parser(argv=()) -> argparse.ArgumentParser:
     """The parser; with argv naming a known command, only that command's
     module is imported and registered (a command starts faster)."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Security groups for Open vSwitch hosts.")
     parser.add_argument("--db", default=os.environ.get("SG_OFCTL_DB"),
-                        help="comma-separated database remotes (unix:PATH, tcp:ADDR:PORT); "
+                        help="comma-separated database remotes (ssl:ADDR:PORT, unix:PATH, "
+                             "tcp:ADDR:PORT); "
                              "default $SG_OFCTL_DB, else the private database in the "
                              "state directory (started if needed)")
     parser.add_argument("--state-dir", default=None,
                         help="state directory of the private database (default "
                              "$SG_OFCTL_STATE_DIR, /var/lib/sg-ofctl for root, else "
                              "$XDG_STATE_HOME/sg-ofctl)")
-    parser.add_argument("--timeout", type=float,
-                        default=float(os.environ.get("SG_OFCTL_TIMEOUT", "10")),
+    parser.add_argument("--timeout", type=_seconds,
+                        default=os.environ.get("SG_OFCTL_TIMEOUT", "10"),
                         help="seconds to wait for the database to answer (default 10)")
+    tls = parser.add_argument_group(
+        "TLS (ssl: remotes, db start's ssl: listeners and Raft; docs/DATABASE.md)")
+    tls.add_argument("--private-key", metavar="FILE",
+                     help="this client's or member's private key ($SG_OFCTL_PRIVATE_KEY)")
+    tls.add_argument("--certificate", metavar="FILE",
+                     help="its certificate ($SG_OFCTL_CERTIFICATE)")
+    tls.add_argument("--ca-cert", metavar="FILE",
+                     help="the CA certificate that peers must be signed by "
+                          "($SG_OFCTL_CA_CERT)")
     parser.add_argument("--debug", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

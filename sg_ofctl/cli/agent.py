@@ -20,10 +20,11 @@ def register(sub) -> None:
                             "unix:/var/run/openvswitch/db.sock)")
     agent.add_argument("--listen", default="127.0.0.1:6653", metavar="ADDR:PORT",
                        help="OpenFlow listen address; the bridge's controller is set to it")
-    agent.add_argument("--first-table", type=int, default=0, metavar="N",
+    agent.add_argument("--first-table", type=common.ascii_number, default=0, metavar="N",
                        help="first OpenFlow table of the pipeline (default 0)")
     agent.add_argument("--host", default="", help="this host's name in port bindings "
-                       "(default: the hostname)")
+                       "(default: the CN of --certificate, which the agent role requires; "
+                       "else the hostname)")
     agent.add_argument("--run-dir", help="where the status file goes (default "
                        "$SG_OFCTL_RUN_DIR, /run/sg-ofctl for root)")
     agent.add_argument("--datapath-type", help="datapath_type if the agent creates the "
@@ -53,9 +54,12 @@ def _agent(args):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(args.log_level.upper())
+    from sg_ofctl.ovsdb import tls
+    keys = common.key_material(args)
+    host = args.host or (tls.certificate_cn(keys.certificate) if keys.certificate else "") or ""
     config = agent_main.AgentConfig(
         bridge=args.bridge, db=common.remotes(args), ovs_db=args.ovs_db,
-        listen=args.listen, first_table=args.first_table, host=args.host,
+        listen=args.listen, first_table=args.first_table, host=host,
         run_dir=Path(args.run_dir) if args.run_dir else None,
         datapath_type=args.datapath_type, timeout=args.timeout)
     return agent_main.run(config)

@@ -47,8 +47,18 @@ def member(args):
                          else server.default_state_dir())
 
 
+def key_material(args):
+    """--private-key/--certificate/--ca-cert, else their environment variables."""
+    from sg_ofctl.ovsdb import tls
+    return tls.KeyMaterial.from_options(getattr(args, "private_key", None),
+                                        getattr(args, "certificate", None),
+                                        getattr(args, "ca_cert", None))
+
+
 def remotes(args) -> str:
     """--db / $SG_OFCTL_DB, else the private database (started if needed)."""
+    from sg_ofctl.ovsdb import tls
+    tls.configure(key_material(args))
     if args.db:
         return args.db
     from sg_ofctl.ovsdb import server
@@ -80,7 +90,9 @@ def _text(value) -> str:
             isinstance(v, dict) for v in value) else ", ".join(_text(v) for v in value)
     if isinstance(value, dict):
         return ", ".join(f"{k}='{_text(v)}'" for k, v in sorted(value.items()))
-    return str(value)
+    text = str(value)
+    # Whatever another writer stored, never send control characters to a terminal.
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _select(columns, wanted):
@@ -148,6 +160,16 @@ def emit_one(args, fields: dict) -> None:
             print(_text(value).replace("\n", ","))
     else:
         print(_table(["Field", "Value"], [[k, v] for k, v in data.items()]))
+
+
+def ascii_number(text: str) -> int:
+    """argparse type: ASCII digits only (int() also takes '６' and '١')."""
+    from sg_ofctl import safetext
+    value = safetext.ascii_int(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{safetext.quote(text)}: not a number "
+                                         "(ASCII digits 0-9)")
+    return value
 
 
 def parse_key_values(field: str, values) -> dict:

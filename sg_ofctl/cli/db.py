@@ -14,14 +14,25 @@ def register(sub) -> None:
         description="Start the database of the state directory: a private standalone "
                     "database, or with --cluster-address a Raft cluster member (the first "
                     "creates the cluster; others give --join).")
-    start.add_argument("--listen", action="append", default=[], metavar="ADDR:PORT",
-                       help="also serve clients on this TCP address (repeatable)")
+    start.add_argument("--listen", action="append", default=[], metavar="ssl:ADDR:PORT",
+                       help="also serve admin clients (full access) on this address, TLS "
+                            "with --private-key/--certificate/--ca-cert (repeatable)")
+    start.add_argument("--agent-listen", action="append", default=[],
+                       metavar="ssl:ADDR:PORT",
+                       help="serve agents on this address through a relay with the "
+                            "sg-agent role (needs --agent-ca-cert; repeatable)")
+    start.add_argument("--agent-ca-cert", metavar="FILE",
+                       help="the CA that signed the hypervisors' certificates")
     start.add_argument("--cluster-address", "--cluster", dest="cluster_address",
-                       metavar="tcp:ADDR:PORT",
+                       metavar="ssl:ADDR:PORT",
                        help="this member's Raft address: create a cluster (or join one "
                             "with --join)")
-    start.add_argument("--join", metavar="tcp:ADDR:PORT[,...]",
+    start.add_argument("--join", metavar="ssl:ADDR:PORT[,...]",
                        help="Raft addresses of existing members to join")
+    start.add_argument("--insecure-plain-tcp", action="store_true",
+                       help="allow tcp: listeners and Raft addresses: anyone who reaches "
+                            "them can read and rewrite every group, rule and port, and "
+                            "join the cluster")
     start.set_defaults(func=_start)
     stop = actions.add_parser("stop", parents=[out], help="stop the database (by its pid)")
     stop.set_defaults(func=_stop)
@@ -32,8 +43,10 @@ def register(sub) -> None:
 def _start(args):
     from sg_ofctl.ovsdb import server
     join = [j.strip() for j in args.join.split(",") if j.strip()] if args.join else None
-    common.emit_one(args, server.start(common.member(args), listen=args.listen,
-                                       cluster_address=args.cluster_address, join=join))
+    common.emit_one(args, server.start(
+        common.member(args), listen=args.listen, cluster_address=args.cluster_address,
+        join=join, keys=common.key_material(args), allow_plain_tcp=args.insecure_plain_tcp,
+        agent_listen=args.agent_listen, agent_ca_cert=args.agent_ca_cert))
 
 
 def _stop(args):

@@ -23,10 +23,8 @@ def register(sub) -> None:
 
 
 def _read(path: str) -> tuple[str, str]:
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
-    with open(path, encoding="utf-8") as f:
-        return f.read(), path
+    from sg_ofctl import safeyaml
+    return safeyaml.read(path)
 
 
 def _apply(args):

@@ -70,15 +70,24 @@ def _create(args):
 
 def show_port(args, api, ref) -> None:
     from sg_ofctl.cli import views
-    from sg_ofctl.ovsdb import commands
-    common.emit_one(args, api.read(lambda t: views.port_fields(commands.find_port(api, ref))))
+    from sg_ofctl.ovsdb import bindings, commands
+
+    def fields(t):
+        row = commands.find_port(api, ref)
+        return views.port_fields(row, bindings.host_text(t, row.name))
+    common.emit_one(args, api.read(fields))
 
 
 def _list(args):
     from sg_ofctl.cli import views
+    from sg_ofctl.ovsdb import bindings
     with common.connect(args, (GROUP, PORT)) as api:
-        rows = api.read(lambda t: [views.port_list_row(r) for r in t[PORT].rows.values()
-                                   if args.host is None or r.host == args.host])
+        def listing(t):
+            hosts = bindings.hosts_by_port(t)
+            return [views.port_list_row(r, ",".join(sorted(hosts.get(r.name, ()))))
+                    for r in t[PORT].rows.values()
+                    if args.host is None or args.host in hosts.get(r.name, {""})]
+        rows = api.read(listing)
     common.emit_list(args, views.PORT_COLUMNS, sorted(rows, key=lambda r: r[1]))
 
 

@@ -49,9 +49,9 @@ def register(sub) -> None:
 def _number(field, value):
     if value is None:
         return None
-    if value.strip().isdigit():
-        return int(value)
-    from sg_ofctl import model
+    from sg_ofctl import model, safetext
+    if safetext.ascii_int(value) is not None:
+        return safetext.ascii_int(value)
     raise model.ValidationError(field, value, "must be an integer")
 
 

@@ -50,13 +50,13 @@ def group_fields(row, rule_rows) -> dict:
             "updated_at": row.updated_at, "external_ids": dict(row.external_ids)}
 
 
-def port_fields(row) -> dict:
+def port_fields(row, hosts: str = "") -> dict:
     return {"id": row.id, "name": row.name, "mac_address": row.mac,
             "fixed_ips": list(row.fixed_ips),
             "allowed_address_pairs": list(row.allowed_address_pairs),
             "port_security_enabled": row.port_security_enabled,
             "security_groups": sorted(g.name for g in row.security_groups),
-            "network": row.network, "host": row.host,
+            "network": row.network, "host": hosts,
             "revision_number": row.revision_number, "created_at": row.created_at,
             "updated_at": row.updated_at, "external_ids": dict(row.external_ids)}
 
@@ -65,6 +65,6 @@ PORT_COLUMNS = ["ID", "Name", "MAC Address", "Fixed IP Addresses", "Network",
                 "Security Groups", "Host"]
 
 
-def port_list_row(row) -> list:
+def port_list_row(row, hosts: str = "") -> list:
     return [row.id, row.name, row.mac, list(row.fixed_ips), row.network,
-            sorted(g.name for g in row.security_groups), row.host]
+            sorted(g.name for g in row.security_groups), hosts]

@@ -9,6 +9,8 @@ from typing import Iterable, Mapping
 
 import netaddr
 
+from sg_ofctl import safetext
+
 
 class ValidationError(ValueError):
     """Bad user input: names the field and the value."""
@@ -17,7 +19,7 @@ class ValidationError(ValueError):
         self.field = field_name
         self.value = value
         self.reason = reason
-        super().__init__(f"{field_name}={value!r}: {reason}")
+        super().__init__(f"{field_name}={safetext.quote(value)}: {reason}")
 
 
 DIRECTIONS = ("ingress", "egress")
@@ -40,10 +42,13 @@ PORT_PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp"}
 UNMATCHABLE_PORT_PROTOCOLS = {33: "dccp", 136: "udplite"}
 
 
-def _require_str(field_name, value, *, allow_empty=False):
+def _require_str(field_name, value, *, allow_empty=False, limit=safetext.MAX_NAME):
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
         raise ValidationError(field_name, value, "must be a non-empty string"
                               if not allow_empty else "must be a string")
+    problem = safetext.text_problem(value, limit)
+    if problem:
+        raise ValidationError(field_name, value, problem)
     return value
 
 
@@ -55,8 +60,8 @@ def require_choice(field_name, value, choices):
 
 def _require_int(field_name, value, low, high):
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
+        if isinstance(value, str) and safetext.ascii_int(value) is not None:
+            value = safetext.ascii_int(value)
         else:
             raise ValidationError(field_name, value, "must be an integer")
     if not low <= value <= high:
@@ -106,8 +111,9 @@ def parse_protocol(value, ethertype: str) -> int | None:
         return None
     if isinstance(value, bool):
         raise ValidationError("protocol", value, "is not a protocol name or number")
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        number = _require_int("protocol", int(value), 0, 255)
+    if isinstance(value, int) or (isinstance(value, str) and value.isascii()
+                                  and value.isdigit()):
+        number = _require_int("protocol", value, 0, 255)
     elif not isinstance(value, str) or value.lower() not in PROTOCOL_NUMBERS:
         raise ValidationError("protocol", value, "unknown protocol name (use a name like "
                               "tcp, udp, icmp, icmpv6, sctp or a number 0-255)")
@@ -144,7 +150,8 @@ class Rule:
         require_choice("direction", self.direction, DIRECTIONS)
         require_choice("ethertype", self.ethertype, ETHERTYPES)
         require_choice("action", self.action, ACTIONS)
-        _require_str("description", self.description, allow_empty=True)
+        _require_str("description", self.description, allow_empty=True,
+                     limit=safetext.MAX_DESCRIPTION)
         proto = parse_protocol(self.protocol, self.ethertype)
         object.__setattr__(self, "ip_proto", proto)
         self._check_ports(proto)
@@ -237,7 +244,11 @@ class SecurityGroup:
     def __post_init__(self):
         _require_str("security_group.id", self.id)
         _require_str("name", self.name, allow_empty=True)
-        _require_str("description", self.description, allow_empty=True)
+        if "," in self.name:
+            raise ValidationError("name", self.name, "a group name cannot contain a comma "
+                                  "(instance tags list groups separated by commas)")
+        _require_str("description", self.description, allow_empty=True,
+                     limit=safetext.MAX_DESCRIPTION)
         if not isinstance(self.stateful, bool):
             raise ValidationError("stateful", self.stateful, "must be true or false")
         rules = tuple(_as_rule(r, self.id) for r in self.rules)

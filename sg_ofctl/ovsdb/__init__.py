@@ -3,6 +3,10 @@
 
 - `sg_ofctl.ovsschema`  the schema
 - `server`    start/stop/status of ovsdb-server processes (no ovsdbapp import)
+- `tls`       key material; client remotes, listeners and Raft addresses checked
+- `relay`     the agents' relay (a second ovsdb-server) and the sg-agent role
+- `listeners.ovsschema`  the relay's local listener rows
+- `bindings`  Port_Binding rows: which host has bound which port
 - `api`       connect(); the ovsdbapp API with commands; reads
 - `rows`      what every write shares: look-ups, row writers, the cross-port
               check against the rows held, the command base

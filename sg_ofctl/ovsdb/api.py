@@ -24,11 +24,12 @@ from ovsdbapp.backend.ovs_idl import connection as ovsdbapp_connection
 
 from sg_ofctl import errors
 from sg_ofctl.ovsdb import apply as apply_mod
-from sg_ofctl.ovsdb import commands, convert, fastjson, host_writes, port_commands
+from sg_ofctl.ovsdb import (bindings, commands, convert, fastjson, host_writes,
+                            port_commands, tls)
 from sg_ofctl.ovsdb.server import SCHEMA_NAME, SCHEMA_PATH
 
 LOG = logging.getLogger(__name__)
-ALL_TABLES = (convert.GLOBAL, convert.GROUP, convert.RULE, convert.PORT)
+ALL_TABLES = (convert.GLOBAL, convert.GROUP, convert.RULE, convert.PORT, bindings.BINDING)
 # Failover of a 3-member cluster stalls a write ~7 s: stay well above it.
 DEFAULT_TXN_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -140,8 +141,8 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
         return port_commands.PortDelete(self, list(refs))
 
     def port_bind(self, ref, host):
-        """Record the host that has bound the port ("" = unbound); agents write
-        their bindings with host_writes()."""
+        """The port's binding: exactly this host ("" = none); agents write their
+        bindings with host_writes()."""
         return port_commands.PortBind(self, ref, host)
 
     def host_writes(self, writes: host_writes.HostWrites):
@@ -155,6 +156,7 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
 
 _INDEX = re.compile(r'multiple rows in "(\w+)" table to have identical values '
                     r'\((.*?)\) for index on columns? (.*?)\.  ')
+_RBAC = re.compile(r'(RBAC rules for client "[^"]*" role "[^"]*" prohibit [^.]*)')
 _REFERENCED = re.compile(r'cannot delete (\w+) row \S+ because of (\d+) remaining')
 
 
@@ -169,6 +171,9 @@ def translate_error(exc: RuntimeError) -> Exception:
         columns = columns.replace('"', "").replace(" and ", ",")
         return errors.Conflict(f"{columns}={values!r}: already used by another "
                                f"{table.replace('_', ' ').lower()}")
+    match = _RBAC.search(text)
+    if match:
+        return errors.PermissionDenied(f"permission denied: {match.group(1)}")
     match = _REFERENCED.search(text)
     if match:
         return errors.Conflict(f"{match.group(1)}: still used by {match.group(2)} "
@@ -184,22 +189,23 @@ def parse_remotes(remotes: str) -> list[str]:
     if not out:
         raise errors.UserError(f"db={remotes!r}: no database remote given")
     for remote in out:
-        kind = remote.split(":", 1)[0]
-        if kind not in ("unix", "tcp") or ":" not in remote:
-            raise errors.UserError(f"db={remote!r}: a remote is unix:PATH or tcp:ADDR:PORT")
+        tls.check_client_remote(remote)
     return out
 
 
 def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TIMEOUT,
             txn_timeout: float = DEFAULT_TXN_TIMEOUT, initialize: bool = True,
-            conditions=None, idl_class=None, columns=None) -> SgApi:
+            conditions=None, idl_class=None, columns=None,
+            leader_only: bool | None = None) -> SgApi:
     """Connect to the database at `remotes` (comma-separated), replicating only
     `tables` (Global and Security_Group always, unless `conditions` narrows
     them), plus the rows that match `conditions` ({table: OVSDB condition, its
     clauses ORed}); wait at most `timeout` seconds for the initial contents.
     `SgApi.monitored` names the tables replicated whole.  `columns`
     ({table: [column, ...]}) replicates only those columns of a table (a reader
-    that never writes the others saves memory: the agent)."""
+    that never writes the others saves memory: the agent).  `leader_only`
+    (default: with several remotes) talks only to the cluster leader; agents,
+    which may talk to relays (never leaders), pass False."""
     remote_list = parse_remotes(remotes)
     fastjson.install()
     helper = ovs_idl.SchemaHelper(schema_json=_schema_json())
@@ -212,9 +218,12 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
     else:
         helper.register_all()
     idl = (idl_class or SgIdl)(",".join(remote_list), helper,
-                               leader_only=len(remote_list) > 1)
+                               leader_only=len(remote_list) > 1 if leader_only is None
+                               else leader_only)
     conditions = dict(conditions or {})
     wanted = (set(tables) | {convert.GLOBAL, convert.GROUP}) - set(conditions)
+    if convert.PORT in set(tables) | set(conditions):
+        wanted.add(bindings.BINDING)      # small; ports are shown with their hosts
     for table in ALL_TABLES:
         if table in conditions:
             idl.cond_change(table, conditions[table])

@@ -4,7 +4,8 @@ Kubernetes-like: the file is the whole desired set.  Groups and ports absent
 from it are deleted, except `default`, which is reset to the file's rules when
 the file has it and left alone otherwise.  Rules are matched by what they do
 (model.Rule.identity()), so unchanged rules keep their ids; a changed
-description is updated in place.  A port's `host` is never touched; external_ids
+description is updated in place.  A port's bindings are never touched (but a
+deleted port's go with it); external_ids
 only when the file gives them.
 
 `plan(have, want)` is the list of typed changes (the dataclasses below); the
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
 
 from sg_ofctl import errors, model, state, vocabulary
-from sg_ofctl.ovsdb import convert
+from sg_ofctl.ovsdb import bindings, convert
 from sg_ofctl.ovsdb.convert import GROUP, PORT, RULE
 from sg_ofctl.ovsdb.rows import (bump_revision, insert_group, insert_port, insert_rule,
                                  new_id, touch)
@@ -237,6 +238,7 @@ class DeletePort(Change):
     verb, kind = "delete", "port"
 
     def write(self, rows):
+        bindings.delete_for(rows.api, [self.name])
         rows.ports.pop(self.name).delete()
 
 

@@ -104,7 +104,8 @@ class DbState:
 
     groups: Mapping[str, model.SecurityGroup]      # by group id
     ports: tuple[model.Port, ...]                  # ofport None
-    hosts: Mapping[str, str]                       # port id -> host ("" = unbound)
+    hosts: Mapping[str, str]                       # port id -> host ("" = unbound;
+    #                                                a port two hosts hold: the first by name)
     revision: int = 0
 
     def ports_on(self, host: str) -> tuple[model.Port, ...]:
@@ -127,10 +128,13 @@ def state_from_tables(tables) -> DbState:
                                             key=lambda r: r.id))
         groups[group.id] = group
     ports, hosts = [], {}
+    bound: dict = {}
+    for row in tables["Port_Binding"].rows.values():
+        bound.setdefault(row.port, []).append(row.host)
     for row in tables[PORT].rows.values():
         port = port_from_row(row)
         ports.append(port)
-        hosts[port.id] = row.host
+        hosts[port.id] = min(bound.get(row.name, [""]))
     glob = next(iter(tables[GLOBAL].rows.values()), None)
     return DbState(groups=groups, ports=tuple(sorted(ports, key=lambda p: p.name)),
                    hosts=hosts, revision=glob.revision if glob is not None else 0)

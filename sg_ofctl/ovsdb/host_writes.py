@@ -9,8 +9,9 @@ The command re-checks every item on the rows as they are now, so a plan made
 from an older snapshot is safe: a row another agent created meanwhile ("a port
 with this name exists") is skipped as the benign race it is, a binding already
 in place is not rewritten, and a row is only deleted or unbound while it is
-still bound to this host.  One bad item (a clash, a group that vanished) is
-reported by name and the others are written.
+still bound to this host (its own Port_Binding row; other hosts' stay, and a
+tag-made row another host has bound meanwhile stays too).  One bad item (a
+clash, a group that vanished) is reported by name and the others are written.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
 
 from sg_ofctl import errors, model
-from sg_ofctl.ovsdb import convert
+from sg_ofctl.ovsdb import bindings, convert
 from sg_ofctl.ovsdb.rows import (HeldPorts, bump_revision, check_against_others,
                                  find_group, group_index, insert_port, new_id, touch,
                                  write_port)
@@ -106,22 +107,27 @@ class HostPortWrites(ovsdbapp_command.BaseCommand):
                 result.skipped[spec.name] = "no such port (deleted meanwhile)"
                 continue
             self._guard(result, spec.name, self._update, row, spec, held)
+        bound = bindings.rows_by_port(self.api.tables)
         for name in w.delete:
-            row = by_name.get(name)
-            if row is not None and row.host == w.host:
-                row.delete()
+            row, held_by = by_name.get(name), bound.get(name, {})
+            if row is not None and w.host in held_by:
+                held_by.pop(w.host).delete()
+                if held_by:         # another host has it now (the VM moved): keep the row
+                    result.skipped[name] = f"bound to {', '.join(sorted(held_by))} meanwhile"
+                else:
+                    row.delete()
                 result.written += 1
         if result.written:
             # Rows made, changed or deleted: serialised with every other writer
             # (what they check).  Nothing written: the transaction stays empty.
             bump_revision(self.api, txn)
-        for names, host, only_from in ((w.bind, w.host, None), (w.unbind, "", w.host)):
-            for name in names:
-                row = by_name.get(name)
-                if row is None or row.host == host or \
-                        (only_from is not None and row.host != only_from):
-                    continue
-                row.host = host
+        for name in w.bind:          # Port_Binding rows of this host (bindings.py)
+            if name in by_name and w.host not in bound.get(name, {}):
+                bindings.insert(txn, self.api, name, w.host)
+                result.written += 1
+        for name in w.unbind:
+            if w.host in bound.get(name, {}):
+                bound[name].pop(w.host).delete()
                 result.written += 1
 
     @staticmethod

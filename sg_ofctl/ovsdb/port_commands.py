@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from ovsdbapp.backend.ovs_idl import command as ovsdbapp_command
+
 from sg_ofctl import model, vocabulary
-from sg_ofctl.ovsdb import convert
+from sg_ofctl.ovsdb import bindings, convert
 from sg_ofctl.ovsdb.convert import PORT
 from sg_ofctl.ovsdb.rows import (Command, check_against_others, find_group, find_port,
                                  insert_port, new_id, row_by_id, touch, write_port)
@@ -95,22 +97,28 @@ class PortDelete(Command):
             row = find_port(self.api, ref)
             found[row.uuid] = row
         deleted = [row.id for row in found.values()]
+        bindings.delete_for(self.api, [row.name for row in found.values()])
         for row in found.values():
             row.delete()
         return deleted
 
 
-class PortBind(Command):
-    """An agent records the host that has bound the port.  Not serialised with
-    the other writes: binding changes no invariant."""
+class PortBind(ovsdbapp_command.BaseCommand):
+    """An admin's (or a test's) binding of one port: exactly `host`, or none ("")."""
 
-    def __init__(self, api, ref, host):
+    def __init__(self, api, ref, host: str):
         super().__init__(api)
         self.ref, self.host = ref, host
 
     def run_idl(self, txn):
-        row = find_port(self.api, self.ref)
-        if row.host != self.host:
-            row.host = self.host
-        self.result = row.id
-
+        port = find_port(self.api, self.ref)
+        found = False
+        for row in list(self.api.tables[bindings.BINDING].rows.values()):
+            if row.port == port.name:
+                if row.host == self.host:
+                    found = True
+                else:
+                    row.delete()
+        if self.host and not found:
+            bindings.insert(txn, self.api, port.name, self.host)
+        self.result = port.id

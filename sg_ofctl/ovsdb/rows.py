@@ -108,8 +108,11 @@ def insert_port(txn, api, port: model.Port, group_rows, external_ids, host: str 
     row = txn.insert(api.tables[PORT])
     write_port(row, port, group_rows, new=True)
     stamp = convert.now()
-    row.host, row.revision_number, row.created_at, row.updated_at = host, 1, stamp, stamp
+    row.revision_number, row.created_at, row.updated_at = 1, stamp, stamp
     row.external_ids = dict(external_ids or {})
+    if host:
+        from sg_ofctl.ovsdb import bindings
+        bindings.insert(txn, api, port.name, host)
     return row
 
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
+
+from sg_ofctl.ovsdb import relay, tls
+from sg_ofctl.ovsdb.daemon import (ServerError, process_alive, spawn,  # noqa: F401
+                                    stop_pid)
 
 SCHEMA_NAME = "SG_ofctl"
 SCHEMA_PATH = Path(__file__).with_name("sg_ofctl.ovsschema")
-
-
-class ServerError(RuntimeError):
-    """ovsdb-server or ovsdb-tool failed; the message says which and why."""
 
 
 def default_state_dir() -> Path:
@@ -100,27 +98,10 @@ def _run(argv: list[str]) -> str:
     return result.stdout
 
 
-def _tcp_listen(value: str) -> str:
-    """ADDR:PORT, PORT, tcp:ADDR:PORT or ptcp:PORT[:ADDR] -> an ovsdb-server remote."""
-    if value.startswith(("ptcp:", "punix:", "pssl:")):
-        return value
-    if value.startswith("tcp:"):
-        value = value[4:]
-    host, _, port = value.rpartition(":")
-    if not port.isdigit():
-        raise ServerError(f"listen={value!r}: expected ADDR:PORT or PORT")
-    return f"ptcp:{port}:{host}" if host else f"ptcp:{port}"
-
-
-def _check_raft_address(field: str, value: str) -> str:
-    if not value.startswith(("tcp:", "ssl:")) or value.count(":") < 2:
-        raise ServerError(f"{field}={value!r}: expected tcp:ADDR:PORT")
-    return value
-
-
 def create(member: Member, cluster_address: str | None = None,
            join: list[str] | None = None) -> str:
-    """Create the database file if missing; returns what was done."""
+    """Create the database file if missing; returns what was done.  Addresses
+    are checked by the caller (tls.raft_address)."""
     member.state_dir.mkdir(parents=True, exist_ok=True)
     if member.db.exists():
         if not member.is_clustered():
@@ -132,15 +113,11 @@ def create(member: Member, cluster_address: str | None = None,
         return "exists"
     if join:
         if not cluster_address:
-            raise ServerError("--join needs --cluster-address (this member's tcp:ADDR:PORT)")
-        _check_raft_address("cluster-address", cluster_address)
-        for remote in join:
-            _check_raft_address("join", remote)
+            raise ServerError("--join needs --cluster-address (this member's ssl:ADDR:PORT)")
         _run(["ovsdb-tool", "join-cluster", str(member.db), SCHEMA_NAME, cluster_address,
               *join])
         return "joined cluster"
     if cluster_address:
-        _check_raft_address("cluster-address", cluster_address)
         _run(["ovsdb-tool", "create-cluster", str(member.db), str(SCHEMA_PATH),
               cluster_address])
         return "created cluster"
@@ -148,44 +125,74 @@ def create(member: Member, cluster_address: str | None = None,
     return "created"
 
 
+def _options(member: Member, given: dict) -> dict:
+    """The options of this start: each one given replaces the one saved by the
+    last start (a bare `db start` restarts the member as it was)."""
+    saved = json.loads(member.options.read_text()) if member.options.exists() else {}
+    return {**given, **saved, **{k: v for k, v in given.items() if v}}
+
+
+def _save_options(member: Member, options: dict) -> None:
+    """Saved once they are checked (a refused option is not remembered)."""
+    member.state_dir.mkdir(parents=True, exist_ok=True)
+    member.options.write_text(json.dumps(options))
+    member.options.chmod(0o600)
+
+
 def start(member: Member, listen: list[str] | None = None, cluster_address: str | None = None,
-          join: list[str] | None = None) -> dict:
-    """Create the database if needed and start its ovsdb-server (detached)."""
+          join: list[str] | None = None, keys: tls.KeyMaterial | None = None,
+          allow_plain_tcp: bool = False, agent_listen: list[str] | None = None,
+          agent_ca_cert: str | None = None) -> dict:
+    """Create the database if needed and start its ovsdb-server (detached), and
+    with `agent_listen` the agents' relay beside it (relay.py)."""
     pid = member.pid()
     if pid is not None:
         return {"state": "already running", "pid": pid, **_describe(member)}
     if join and not cluster_address:
-        raise ServerError("--join needs --cluster-address (this member's tcp:ADDR:PORT)")
+        raise ServerError("--join needs --cluster-address (this member's ssl:ADDR:PORT)")
+    keys = keys or tls.KeyMaterial()
+    opts = _options(member, {"listen": list(listen or ()), "keys": keys.as_dict()
+                             if keys.given else {}, "allow_plain_tcp": allow_plain_tcp,
+                             "agent_listen": list(agent_listen or ()),
+                             "agent_ca_cert": agent_ca_cert or ""})
+    keys = tls.KeyMaterial(**opts["keys"])
+    plain = opts["allow_plain_tcp"]
+    listen = [tls.listener(v, keys, plain) for v in opts["listen"]]
+    if cluster_address:
+        tls.raft_address("cluster-address", cluster_address, keys, plain)
+    for remote in join or ():
+        tls.raft_address("join", remote, keys, plain)
+    if member.db.exists() and member.is_clustered():
+        local = subprocess.run(["ovsdb-tool", "db-local-address", str(member.db)],
+                               capture_output=True, text=True).stdout.strip()
+        if local:
+            tls.raft_address("cluster-address", local, keys, plain)
+    agents = relay.Relay(member, opts["agent_listen"], opts["agent_ca_cert"], keys)
+    agents.check()
     done = create(member, cluster_address, join)
-    listen = [_tcp_listen(v) for v in listen or ()]
-    if listen:
-        member.options.write_text(json.dumps({"listen": listen}))
-    elif member.options.exists():
-        listen = json.loads(member.options.read_text()).get("listen", [])
+    _save_options(member, opts)
     remotes = [f"punix:{member.sock}"] + listen
     for stale in (member.sock, member.ctl):
         if stale.exists():
             stale.unlink()
     argv = ["ovsdb-server", str(member.db), f"--pidfile={member.pidfile}", "--detach",
             "--no-chdir", f"--log-file={member.log}", f"--unixctl={member.ctl}",
-            *(f"--remote={r}" for r in remotes)]
-    log_size = member.log.stat().st_size if member.log.exists() else 0
-    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    failed = [line for line in _log_since(member.log, log_size).splitlines()
-              if "listen failed" in line]
-    if result.returncode == 0 and failed:
-        # ovsdb-server keeps running without the listener: that is no use here.
-        stop(member)
-        raise ServerError(f"ovsdb-server did not start: {failed[0].split('|')[-1]} "
-                          f"(log: {member.log})")
-    if result.returncode != 0:
-        lines = (result.stderr.strip() or _tail(member.log)).splitlines()
-        raise ServerError(f"ovsdb-server did not start: {lines[-1] if lines else 'no output'} "
-                          f"(log: {member.log})")
+            *(f"--remote={r}" for r in remotes),
+            *(keys.server_args() if keys.given else ()), *tls.SERVER_OPTIONS]
+    spawn(argv, member.log, lambda: stop(member), "ovsdb-server")
     if done in ("exists", "joined cluster") and member.is_clustered():
         done += convert_online(member)
-    return {"state": f"started ({done})", "pid": member.pid(), **_describe(member),
-            "listen": ",".join(remotes)}
+    out = {"state": f"started ({done})", "pid": member.pid(), **_describe(member),
+           "listen": ",".join(remotes)}
+    if agents.listen:
+        try:
+            out.update(agents.start())
+        except Exception:
+            stop(member)            # all or nothing: no member without its agents' listener
+            raise
+    if any(r.startswith("ptcp:") for r in listen) or (cluster_address or "").startswith("tcp:"):
+        out["warning"] = f"{tls.PLAIN_RISK} ({tls.PLAIN_FLAG})"
+    return out
 
 
 def convert_online(member: Member, timeout: int = 10) -> str:
@@ -206,43 +213,15 @@ def convert_online(member: Member, timeout: int = 10) -> str:
     return ", schema converted"
 
 
-def _log_since(path: Path, offset: int) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            f.seek(offset)
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _tail(path: Path) -> str:
-    try:
-        return path.read_text()[-2000:]
-    except OSError:
-        return ""
-
-
 def stop(member: Member, timeout: float = 10.0) -> dict:
-    """Stop this member's ovsdb-server by its pid (SIGTERM, then SIGKILL)."""
+    """Stop this member's ovsdb-server (and the agents' relay) by pid: SIGTERM,
+    then SIGKILL."""
+    relay.Relay(member, [], "", tls.KeyMaterial()).stop()
     pid = member.pid()
     if pid is None:
         return {"state": "not running", "state_dir": str(member.state_dir)}
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process_alive(pid):
-            return {"state": "stopped", "pid": pid, "state_dir": str(member.state_dir)}
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return {"state": "killed", "pid": pid, "state_dir": str(member.state_dir)}
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    state = stop_pid(pid, timeout)
+    return {"state": state, "pid": pid, "state_dir": str(member.state_dir)}
 
 
 def _describe(member: Member) -> dict:
@@ -257,6 +236,9 @@ def status(member: Member) -> dict:
     """Whether this member runs, and for a cluster member its Raft role."""
     pid = member.pid()
     out = {"state": "running" if pid else "not running", "pid": pid, **_describe(member)}
+    relay_pid = relay.Relay(member, [], "", tls.KeyMaterial()).pid()
+    if relay_pid:
+        out["agent_relay_pid"] = relay_pid
     if pid and out.get("model") == "clustered":
         result = subprocess.run(["ovs-appctl", "-t", str(member.ctl), "cluster/status",
                                  SCHEMA_NAME], capture_output=True, text=True, timeout=10)

@@ -1,0 +1,220 @@
+"""A 3-member Raft cluster with TLS between members and towards clients, with
+the agents' relays (issue 11): it survives a leader kill for admins and agents,
+and a host without a certificate of the cluster's CA (another CA, a
+hypervisor's certificate, plain TCP) cannot join, read or kick a member."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ovsdb_fixtures import free_tcp_port, run_cli, short_tmpdir
+from sg_ofctl.agent import sgdb as sgdb_mod
+from sg_ofctl.ovsdb import server, tls
+from sg_ofctl.ovsdb.host_writes import HostWrites
+from tls_fixtures import Pki, as_client, raw_tcp_request
+
+SIZE = 3
+
+
+class TlsCluster:
+    def __init__(self, pki: Pki):
+        self.pki = pki
+        self.dirs = [short_tmpdir("sgc") for _ in range(SIZE)]
+        self.members = [server.Member(d) for d in self.dirs]
+        self.keys = [pki.member(f"m{i}") for i in range(SIZE)]
+        self.raft_ports = [free_tcp_port() for _ in range(SIZE)]
+        self.admin_ports = [free_tcp_port() for _ in range(SIZE)]
+        self.agent_ports = [free_tcp_port() for _ in range(SIZE)]
+
+    def raft(self, i: int) -> str:
+        return f"ssl:127.0.0.1:{self.raft_ports[i]}"
+
+    @property
+    def admin_remotes(self) -> str:
+        return ",".join(f"ssl:127.0.0.1:{p}" for p in self.admin_ports)
+
+    @property
+    def agent_remotes(self) -> str:
+        return ",".join(f"ssl:127.0.0.1:{p}" for p in self.agent_ports)
+
+    def start(self) -> None:
+        for i in range(SIZE):
+            join = [] if i == 0 else ["--join", self.raft(0)]
+            rc, _, err = run_cli(*self.keys[i].global_args(), "--state-dir", str(self.dirs[i]),
+                                 "db", "start", "--cluster-address", self.raft(i), *join,
+                                 "--listen", f"ssl:127.0.0.1:{self.admin_ports[i]}",
+                                 "--agent-listen", f"ssl:127.0.0.1:{self.agent_ports[i]}",
+                                 "--agent-ca-cert", self.pki.agent_ca_cert)
+            assert rc == 0, err
+        wait_until(lambda: all(server.status(m).get("cluster_status") == "cluster member"
+                               for m in self.members), "all members joined")
+
+    def leader(self) -> int:
+        for i, member in enumerate(self.members):
+            if member.pid() and server.status(member).get("cluster_role") == "leader":
+                return i
+        raise AssertionError("no leader")
+
+    def servers(self, i: int) -> list[str]:
+        """The members that member i knows: ["sid at address", ...]."""
+        out = subprocess.run(["ovs-appctl", "-t", str(self.members[i].ctl), "cluster/status",
+                              "SG_ofctl"], capture_output=True, text=True, timeout=10).stdout
+        return sorted(re.findall(r"\((\w+ at [^)]+)\)", out.split("Servers:")[-1]))
+
+    def stop(self) -> None:
+        for member in self.members:
+            server.stop(member)
+        for d in self.dirs:
+            subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+def wait_until(predicate, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:          # noqa: BLE001 - keep polling
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+@pytest.fixture(scope="module")
+def pki():
+    p = Pki.create()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(pki):
+    c = TlsCluster(pki)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def _admin(pki, cluster, *argv):
+    rc, out, err = as_client(pki.admin("alice"), cluster.admin_remotes, "--timeout", "30",
+                             *argv)
+    assert rc == 0, err
+    return out
+
+
+def test_raft_between_members_is_tls(cluster):
+    status = server.status(cluster.members[0])
+    assert status["cluster_address"] == cluster.raft(0)
+    for i in range(SIZE):
+        assert any(s.endswith(cluster.raft(i)) for s in cluster.servers(0))
+        assert raw_tcp_request(cluster.raft_ports[i]) == ""      # no plain-TCP Raft
+
+
+def test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents(pki, cluster):
+    _admin(pki, cluster, "group", "create", "before-kill")
+    _admin(pki, cluster, "port", "create", "vm-k", "--mac", "fa:16:3e:00:01:01", "--ip",
+           "10.1.0.1")
+    host = pki.host("compute-1")
+    tls.configure(tls.KeyMaterial(host.private_key, host.certificate, host.ca_cert))
+    agent = sgdb_mod.SgDatabase(cluster.agent_remotes, lambda *a: None, timeout=15)
+    try:
+        agent.write(HostWrites("compute-1", bind=("vm-k",)))
+        leader = cluster.leader()
+        os.kill(cluster.members[leader].pid(), signal.SIGKILL)
+        survivors = [i for i in range(SIZE) if i != leader]
+        wait_until(lambda: any(server.status(cluster.members[i]).get("cluster_role") ==
+                               "leader" for i in survivors), "a new leader")
+        _admin(pki, cluster, "group", "create", "after-kill")
+        names = _admin(pki, cluster, "group", "list", "-f", "value", "-c", "Name").split()
+        assert {"before-kill", "after-kill"} <= set(names)
+        wait_until(lambda: agent.snapshot().bound.get("vm-k") == {"compute-1"}, "agent view")
+        agent.write(HostWrites("compute-1", unbind=("vm-k",)))   # through a surviving relay
+        ports = json.loads(_admin(pki, cluster, "port", "list", "-f", "json"))
+        assert {p["Name"]: p["Host"] for p in ports}["vm-k"] == ""
+    finally:
+        agent.close()
+        tls.forget()
+
+
+def _rogue_member(cluster, keys, scheme: str = "ssl", extra=()):
+    """Start a would-be member in its own directory, joining member 0."""
+    state = short_tmpdir("sgr")
+    port = free_tcp_port()
+    alive = next(i for i in range(SIZE) if cluster.members[i].pid())
+    join = cluster.raft(alive).replace("ssl:", f"{scheme}:")
+    rc, _, err = run_cli(*(keys.global_args() if keys else []), "--state-dir", str(state),
+                         "db", "start", "--cluster-address", f"{scheme}:127.0.0.1:{port}",
+                         "--join", join, *extra)
+    return state, rc, err
+
+
+def test_a_member_certificate_of_the_cluster_ca_does_join(pki, cluster):
+    """The control for the test below: the same steps with the right certificate."""
+    state, rc, err = _rogue_member(cluster, pki.member("m8"))
+    member = server.Member(state)
+    try:
+        assert rc == 0, err
+        wait_until(lambda: server.status(member).get("cluster_status") == "cluster member",
+                   "the new member joined")
+        dump = subprocess.run(["ovsdb-client", "--timeout=5", "dump", member.local_remote,
+                               "SG_ofctl", "Security_Group"], capture_output=True, text=True)
+        assert "default" in dump.stdout
+        subprocess.run(["ovs-appctl", "-t", str(member.ctl), "cluster/leave", "SG_ofctl"],
+                       capture_output=True, text=True, timeout=10)
+        wait_until(lambda: server.status(member).get("cluster_status") != "cluster member",
+                   "the new member left")
+    finally:
+        server.stop(member)
+        subprocess.run(["rm", "-rf", str(state)], check=False)
+
+
+@pytest.mark.parametrize("who", ["other-ca", "hypervisor-cert", "plain-tcp"])
+def test_a_host_without_a_cluster_certificate_cannot_join_read_or_kick(pki, cluster, who):
+    before = [cluster.servers(i) for i in range(SIZE) if cluster.members[i].pid()]
+    if who == "other-ca":
+        rogue_pki = Pki.create()
+        keys, scheme, extra = rogue_pki.member("m9"), "ssl", ()
+    elif who == "hypervisor-cert":
+        rogue_pki, keys, scheme, extra = None, pki.host("m9"), "ssl", ()
+    else:
+        rogue_pki, keys, scheme, extra = None, None, "tcp", ("--insecure-plain-tcp",)
+    state, rc, err = _rogue_member(cluster, keys, scheme, extra)
+    member = server.Member(state)
+    try:
+        assert rc == 0, err                           # it runs, but is not let in
+        time.sleep(5)
+        rogue = server.status(member)
+        assert rogue.get("cluster_status") != "cluster member", rogue
+        # no read: the would-be member never receives the database
+        dump = subprocess.run(["ovsdb-client", "--timeout=3", "dump", member.local_remote,
+                               "SG_ofctl", "Security_Group"], capture_output=True, text=True)
+        assert "before-kill" not in dump.stdout and "default" not in dump.stdout
+        # no kick: its request never reaches the cluster
+        sid = subprocess.run(["ovsdb-tool", "db-sid", str(cluster.members[1].db)],
+                             capture_output=True, text=True).stdout.strip()
+        subprocess.run(["ovs-appctl", "-t", str(member.ctl), "cluster/kick", "SG_ofctl", sid],
+                       capture_output=True, text=True, timeout=10)
+        time.sleep(2)
+        after = [cluster.servers(i) for i in range(SIZE) if cluster.members[i].pid()]
+        assert after == before and len(after[0]) == SIZE
+        assert any(s.endswith(cluster.raft(1)) for s in after[0])
+    finally:
+        server.stop(member)
+        subprocess.run(["rm", "-rf", str(state)], check=False)
+        if rogue_pki is not None:
+            rogue_pki.close()
+
+
+def test_joining_without_key_material_is_refused_before_start(cluster, tmp_path):
+    rc, out, err = run_cli("--state-dir", str(tmp_path), "db", "start", "--cluster-address",
+                           "ssl:127.0.0.1:1", "--join", cluster.raft(0))
+    assert rc == 1 and "TLS needs --private-key" in err
+    assert server.Member(tmp_path).pid() is None
