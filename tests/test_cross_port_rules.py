@@ -1,8 +1,8 @@
 """The rules across ports (groups exist, no stateful/stateless mix, MAC and
 fixed IP unique per network, allowed-pair MACs included) have one verdict
-whichever way a port comes in: a YAML file (`desired.load` and `sg-ofctl
-apply`), the CLI (`port create` / `port set` on a real ovsdb-server), and the
-agent's view builder.  Each bad case names the same field and value in all
+whichever way a port comes in: a YAML file (`desired.load`), the command
+line on a real ovsdb-server (`sg-ofctl apply`, `port create`, `port set`), and
+the agent's view builder.  Each bad case names the same field and value in all
 three; each good case passes all three."""
 from __future__ import annotations
 
@@ -85,9 +85,16 @@ def cli_args(p) -> list[str]:
 
 @pytest.mark.root     # a real ovsdb-server
 @pytest.mark.parametrize("case,a,b,field,value", CASES, ids=IDS)
-def test_cli_port_create_and_set(db, case, a, b, field, value):
+def test_cli_apply_port_create_and_set(db, case, a, b, field, value):
     ok("apply", "-", db=db.remote, stdin=yaml_text(a))     # only port a
     before = ok("export", db=db.remote)
+    rc, _, err = run_cli("apply", "-", db=db.remote, stdin=yaml_text(a, b))
+    if field is None:
+        assert rc == 0, err
+        ok("apply", "-", db=db.remote, stdin=yaml_text(a))
+    else:
+        assert rc == 1 and named(field, value) in err, err
+        assert ok("export", db=db.remote) == before
     rc, _, err = run_cli("port", "create", "b", *cli_args(b), db=db.remote)
     if field is None:
         assert rc == 0, err
