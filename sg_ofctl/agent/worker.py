@@ -36,9 +36,9 @@ from sg_ofctl.agent.writer import DatabaseWriter
 from sg_ofctl.compiler import Compiler
 
 LOG = logging.getLogger(__name__)
-# New ports enforced per round: a round stays short (~0.1-0.2 s), so a rule
+# New ports enforced per round: a round stays short (tens of ms), so a rule
 # change made during a burst of new ports waits for at most one such round.
-NEW_PORTS_PER_ROUND = 100
+NEW_PORTS_PER_ROUND = 25
 
 
 def _release_memory() -> None:
