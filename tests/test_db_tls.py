@@ -160,3 +160,17 @@ def test_a_relay_that_cannot_listen_fails_the_start_and_leaves_nothing_running(p
         assert db.member.pid() is None and "agent_relay_pid" not in server.status(db.member)
     finally:
         db.close()
+
+
+def test_the_agents_host_name_defaults_to_its_certificates_cn(pki, monkeypatch):
+    from sg_ofctl.cli import agent as agent_cli
+    from sg_ofctl.cli import build_parser
+    host = pki.host("compute-42")
+    for name in ("SG_OFCTL_PRIVATE_KEY", "SG_OFCTL_CERTIFICATE", "SG_OFCTL_CA_CERT"):
+        monkeypatch.delenv(name, raising=False)
+    argv = [*host.global_args(), "agent", "--bridge", "br-int"]
+    assert agent_cli.host_name(build_parser(argv).parse_args(argv)) == "compute-42"
+    argv += ["--host", "other"]
+    assert agent_cli.host_name(build_parser(argv).parse_args(argv)) == "other"
+    argv = ["agent", "--bridge", "br-int"]
+    assert agent_cli.host_name(build_parser(argv).parse_args(argv)) == ""
