@@ -105,10 +105,23 @@ def test_listeners_bind_the_address_asked(db):
     assert _listening(db.agent_port) == {f"127.0.0.1:{db.agent_port}"}
 
 
-def test_status_and_stop_cover_the_relay(db):
-    status = server.status(db.member)
-    relay_pid = status["agent_relay_pid"]
-    assert server.process_alive(relay_pid)
+def test_status_shows_the_relay_and_stop_stops_it(pki):
+    from tls_fixtures import TlsDatabase
+    db = TlsDatabase(pki)
+    try:
+        db.start()
+        relay_pid = server.status(db.member)["agent_relay_pid"]
+        member_pid = db.member.pid()
+        assert server.process_alive(relay_pid) and server.process_alive(member_pid)
+        assert server.stop(db.member)["state"] == "stopped"
+        assert not server.process_alive(relay_pid) and not server.process_alive(member_pid)
+        # a bare start brings both back, as they were
+        restarted = json.loads(run_cli("--state-dir", str(db.state_dir), "db", "start",
+                                       "-f", "json")[1])
+        assert restarted["agent_listen"] == f"pssl:{db.agent_port}:127.0.0.1"
+        assert server.process_alive(restarted["agent_relay_pid"])
+    finally:
+        db.close()
 
 
 def test_the_agents_ca_must_differ_from_the_members(pki, tmp_path):
