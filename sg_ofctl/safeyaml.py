@@ -75,6 +75,8 @@ def load(text: str, source: str = "<input>"):
     except yaml.YAMLError as e:
         raise errors.UserError(f"{source}: malformed YAML: {safetext.quote(str(e))}") \
             from None
+    except RecursionError:      # PyYAML's pure-Python parser (libyaml stops at 1,000)
+        raise errors.UserError(f"{source}: malformed YAML: nested too deeply") from None
 
 
 def _children(node):

@@ -98,6 +98,7 @@ def cluster(pki):
     c = TlsCluster(pki)
     try:
         c.start()
+        _admin(pki, c, "group", "list")          # the first client initialises the database
         yield c
     finally:
         c.stop()
@@ -128,7 +129,10 @@ def test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents(pki, cluster
     try:
         agent.write(HostWrites("compute-1", bind=("vm-k",)))
         leader = cluster.leader()
+        # The leader's host dies: its member and its agents' relay.
+        relay_pid = server.status(cluster.members[leader])["agent_relay_pid"]
         os.kill(cluster.members[leader].pid(), signal.SIGKILL)
+        os.kill(relay_pid, signal.SIGKILL)
         survivors = [i for i in range(SIZE) if i != leader]
         wait_until(lambda: any(server.status(cluster.members[i]).get("cluster_role") ==
                                "leader" for i in survivors), "a new leader")
@@ -167,11 +171,11 @@ def test_a_member_certificate_of_the_cluster_ca_does_join(pki, cluster):
         dump = subprocess.run(["ovsdb-client", "--timeout=5", "dump", member.local_remote,
                                "SG_ofctl", "Security_Group"], capture_output=True, text=True)
         assert "default" in dump.stdout
+    finally:
         subprocess.run(["ovs-appctl", "-t", str(member.ctl), "cluster/leave", "SG_ofctl"],
                        capture_output=True, text=True, timeout=10)
         wait_until(lambda: server.status(member).get("cluster_status") != "cluster member",
                    "the new member left")
-    finally:
         server.stop(member)
         subprocess.run(["rm", "-rf", str(state)], check=False)
 

@@ -105,10 +105,23 @@ def test_listeners_bind_the_address_asked(db):
     assert _listening(db.agent_port) == {f"127.0.0.1:{db.agent_port}"}
 
 
-def test_status_and_stop_cover_the_relay(db):
-    status = server.status(db.member)
-    relay_pid = status["agent_relay_pid"]
-    assert server.process_alive(relay_pid)
+def test_status_shows_the_relay_and_stop_stops_it(pki):
+    from tls_fixtures import TlsDatabase
+    db = TlsDatabase(pki)
+    try:
+        db.start()
+        relay_pid = server.status(db.member)["agent_relay_pid"]
+        member_pid = db.member.pid()
+        assert server.process_alive(relay_pid) and server.process_alive(member_pid)
+        assert server.stop(db.member)["state"] == "stopped"
+        assert not server.process_alive(relay_pid) and not server.process_alive(member_pid)
+        # a bare start brings both back, as they were
+        restarted = json.loads(run_cli("--state-dir", str(db.state_dir), "db", "start",
+                                       "-f", "json")[1])
+        assert restarted["agent_listen"] == f"pssl:{db.agent_port}:127.0.0.1"
+        assert server.process_alive(restarted["agent_relay_pid"])
+    finally:
+        db.close()
 
 
 def test_the_agents_ca_must_differ_from_the_members(pki, tmp_path):
@@ -160,3 +173,17 @@ def test_a_relay_that_cannot_listen_fails_the_start_and_leaves_nothing_running(p
         assert db.member.pid() is None and "agent_relay_pid" not in server.status(db.member)
     finally:
         db.close()
+
+
+def test_the_agents_host_name_defaults_to_its_certificates_cn(pki, monkeypatch):
+    from sg_ofctl.cli import agent as agent_cli
+    from sg_ofctl.cli import build_parser
+    host = pki.host("compute-42")
+    for name in ("SG_OFCTL_PRIVATE_KEY", "SG_OFCTL_CERTIFICATE", "SG_OFCTL_CA_CERT"):
+        monkeypatch.delenv(name, raising=False)
+    argv = [*host.global_args(), "agent", "--bridge", "br-int"]
+    assert agent_cli.host_name(build_parser(argv).parse_args(argv)) == "compute-42"
+    argv += ["--host", "other"]
+    assert agent_cli.host_name(build_parser(argv).parse_args(argv)) == "other"
+    argv = ["agent", "--bridge", "br-int"]
+    assert agent_cli.host_name(build_parser(argv).parse_args(argv)) == ""

@@ -54,15 +54,22 @@ def _agent(args):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(args.log_level.upper())
-    from sg_ofctl.ovsdb import tls
-    keys = common.key_material(args)
-    host = args.host or (tls.certificate_cn(keys.certificate) if keys.certificate else "") or ""
     config = agent_main.AgentConfig(
         bridge=args.bridge, db=common.remotes(args), ovs_db=args.ovs_db,
-        listen=args.listen, first_table=args.first_table, host=host,
+        listen=args.listen, first_table=args.first_table, host=host_name(args),
         run_dir=Path(args.run_dir) if args.run_dir else None,
         datapath_type=args.datapath_type, timeout=args.timeout)
     return agent_main.run(config)
+
+
+def host_name(args) -> str:
+    """--host, else the CN of the agent's certificate (what its role lets it bind),
+    else "" (the agent then takes the hostname)."""
+    if args.host:
+        return args.host
+    from sg_ofctl.ovsdb import tls
+    keys = common.key_material(args)
+    return (tls.certificate_cn(keys.certificate) if keys.certificate else None) or ""
 
 
 def _status(args):

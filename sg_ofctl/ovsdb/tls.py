@@ -113,15 +113,15 @@ def installed() -> KeyMaterial | None:
 
 def certificate_cn(path: str) -> str | None:
     """The common name of a PEM certificate (what OVSDB RBAC compares), or None."""
-    import ssl
-    try:
-        decoded = ssl._ssl._test_decode_cert(path)      # noqa: SLF001 - stdlib, no parser
-    except (OSError, ValueError, ssl.SSLError):
+    import subprocess
+    result = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-subject",
+                             "-nameopt", "multiline,utf8"], capture_output=True, text=True)
+    if result.returncode != 0:
         return None
-    for rdn in decoded.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return value
+    for line in result.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "commonName":
+            return value.strip()
     return None
 
 
