@@ -30,6 +30,10 @@ class AgentConfig:
     run_dir: Path | None = None
     datapath_type: str | None = None
     timeout: float = 10.0
+    metrics_listen: str | None = None      # ADDR:PORT of the Prometheus endpoint
+    metrics_tls: dict | None = None        # certfile, keyfile, client_cafile
+    db_rtt_threshold: float = 0.15         # seconds: a slower database link is degraded
+    health_interval: float = 2.0           # seconds between database echoes / status writes
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -52,6 +56,8 @@ def run(config: AgentConfig) -> int:
     from sg_ofctl.agent.ofapp import AgentApp
     from sg_ofctl.agent.sgdb import SgDatabase
     from sg_ofctl.agent.worker import Worker
+    from sg_ofctl.observe.metrics import AgentMetrics
+    from sg_ofctl.observe.service import Observability
 
     pipeline.check_first_table(config.first_table)
     host = config.host or socket.gethostname()
@@ -79,17 +85,26 @@ def run(config: AgentConfig) -> int:
     AgentApp.listener = staticmethod(kick)
     LOG.info("agent for bridge %s on host %s; OpenFlow on %s", config.bridge, host,
              config.listen)
-    sgdb = SgDatabase(config.db, kick, timeout=config.timeout)
-    local = worker = None
+    metrics = AgentMetrics()
+
+    def db_changed():
+        metrics.change_seen()      # convergence is measured from here
+        kick()
+    sgdb = SgDatabase(config.db, db_changed, timeout=config.timeout)
+    local = worker = observability = None
     status = 0
     try:
         local = LocalOvs(config.ovs_db, config.bridge, kick, timeout=config.timeout)
         app = start_os_ken(listen_host, listen_port, config.first_table)
         worker = Worker(app=app, local=local, sgdb=sgdb, host=host, bridge=config.bridge,
-                        status_path=status_path, db_remotes=config.db)
+                        status_path=status_path, db_remotes=config.db, metrics=metrics,
+                        rtt_threshold=config.db_rtt_threshold)
         kick_target.append(worker)
+        observability = Observability(worker, sgdb, config.db, config.metrics_listen,
+                                      config.metrics_tls, config.health_interval)
         local.configure_bridge(controller, config.first_table, config.datapath_type)
         worker.start()
+        observability.start()
         worker.kick("start")
         LOG.info("running; status in %s", status_path)
         while not stop.wait(3600):
@@ -98,6 +113,8 @@ def run(config: AgentConfig) -> int:
         LOG.exception("the agent failed")
         status = 1
     finally:
+        if observability is not None:
+            observability.stop()
         if worker is not None and worker.is_alive():
             worker.stop()
             worker.stopped.wait(30)

@@ -34,6 +34,8 @@ from sg_ofctl.agent.bindings import plan_writes
 from sg_ofctl.agent.view import ViewBuilder
 from sg_ofctl.agent.writer import DatabaseWriter
 from sg_ofctl.compiler import Compiler
+from sg_ofctl.observe import health
+from sg_ofctl.observe.metrics import AgentMetrics
 
 LOG = logging.getLogger(__name__)
 # New ports enforced per round: a round stays short (tens of ms), so a rule
@@ -59,7 +61,8 @@ def _now() -> str:
 
 class Worker(threading.Thread):
     def __init__(self, *, app, local, sgdb, host: str, bridge: str, status_path,
-                 db_remotes: str = ""):
+                 db_remotes: str = "", metrics: AgentMetrics | None = None,
+                 rtt_threshold: float = health.DEFAULT_RTT_THRESHOLD):
         super().__init__(name="sg-ofctl-worker", daemon=True)
         self.app, self.local, self.sgdb = app, local, sgdb
         self.host, self.bridge, self.status_path = host, bridge, status_path
@@ -82,6 +85,12 @@ class Worker(threading.Thread):
                       "last_sync": None, "last_sync_seconds": None, "last_flow_mods": 0,
                       "first_sync_flow_mods": None, "full_syncs": 0}
         self._last = {"problems": {}, "ports": [], "uplinks": []}
+        # Observability (observe/): metrics, and the database link's probe (set by main).
+        self.metrics = metrics or AgentMetrics()
+        self.db_probe = None
+        self.rtt_threshold = rtt_threshold
+        self._status_lock = threading.Lock()
+        self._status_final = False
         self.writer = DatabaseWriter(sgdb=sgdb, local=local, on_error=self._error,
                                      on_failures_changed=lambda: self.kick("write failed"))
 
@@ -109,10 +118,15 @@ class Worker(threading.Thread):
                 if self._stopping.is_set():
                     break
                 self._kick.clear()
+                change = self.metrics.take_change()
                 try:
                     self.sync()
                     delay = None
+                    self.metrics.converged(change)
+                    self.metrics.syncs.labels("ok").inc()
                 except Exception as e:  # log, keep going, retry later
+                    self.metrics.give_back(change)
+                    self.metrics.syncs.labels("failed").inc()
                     LOG.exception("sync failed")
                     self._error(f"sync failed: {type(e).__name__}: {e}")
                     delay = min(5.0, (delay or 0.1) * 2)
@@ -173,6 +187,7 @@ class Worker(threading.Thread):
         self.stats["last_sync_seconds"] = round(time.monotonic() - start, 4)
         self._last = {"problems": built.problems, "uplinks": list(built.uplinks),
                       "ports": self._port_rows(local, sg, built)}
+        self.metrics.ports_by_state(self._last["ports"])
         if conn is not None:
             self.stats["last_flow_mods"] = flow_mods
             if self.stats["first_sync_flow_mods"] is None:
@@ -206,11 +221,13 @@ class Worker(threading.Thread):
         if self.need_full:
             self.compiler = Compiler()
             try:
-                self.compiler.update(view)
+                self._compile(view)
                 change = conn.install_full(self.compiler.flows.values())
             except Exception:
                 self.compiler = Compiler()
+                self.metrics.bundles.labels("failed").inc()
                 raise
+            self.metrics.bundle(True, change, self.compiler.flows.values())
             self.need_full = False
             self.stats["full_syncs"] += 1
             _release_memory()
@@ -218,12 +235,17 @@ class Worker(threading.Thread):
                      len(self.compiler.flows), len(change.add), len(change.modify),
                      len(change.delete))
         else:
+            change = None
             try:
-                change = self.compiler.update(view)
+                change = self._compile(view)
                 result = conn.apply(change)
             except Exception:
                 self.need_full = True   # compiler and switch may differ: read back next time
+                if change is not None:
+                    self.metrics.bundle(False, change)
                 raise
+            if change:
+                self.metrics.bundle(True, change)
             if change:
                 LOG.info("bundle: %d adds, %d modifies, %d deletes in %.1f ms",
                          len(change.add), len(change.modify), len(change.delete),
@@ -232,6 +254,13 @@ class Worker(threading.Thread):
             self.stats["bundles"] += 1
         self.stats["flow_mods_total"] += len(change)
         return len(change)
+
+    def _compile(self, view):
+        start = time.monotonic()
+        try:
+            return self.compiler.update(view)
+        finally:
+            self.metrics.compile.observe(time.monotonic() - start)
 
     def _set_forwarding(self, conn, ofports, forward: bool) -> None:
         """OFPPC_NO_FWD off (forward) or on for these ports, where it is not
@@ -299,24 +328,53 @@ class Worker(threading.Thread):
                 "reason": built.problems.get(iface.name)})
         return rows
 
+    def _errors(self) -> tuple[list, list]:
+        """(active, past): an error older than the last good round is resolved."""
+        active, past = health.split_errors(list(self.errors), self.stats["last_sync"])
+        active += [{"error": e} for e in self.sgdb.errors.values()]
+        return active, past
+
+    def _links(self) -> dict:
+        conn = self.conn
+        up = {"switch": conn is not None and not conn.closed,
+              "local_ovsdb": self.local.connected(), "sg_database": self.sgdb.connected()}
+        changed = self.metrics.links(**up)
+        return {link: {"connected": up[link], "last_change": changed[link]} for link in up}
+
     def status(self, state: str = "running") -> dict:
         conn = self.conn
-        return {
+        links = self._links()
+        errors, past_errors = self._errors()
+        probe = self.db_probe.summary() if self.db_probe is not None else {}
+        data = {
             "state": state, "pid": os.getpid(), "host": self.host, "bridge": self.bridge,
             "written": time.time(),
-            "switch": {"connected": conn is not None and not conn.closed,
+            "switch": {**links["switch"],
                        "datapath_id": f"{conn.datapath.id:016x}" if conn is not None else None},
-            "local_ovsdb": {"connected": self.local.connected(), "remote": self.local.remote},
-            "sg_database": {"connected": self.sgdb.connected(), "remotes": self.db_remotes},
+            "local_ovsdb": {**links["local_ovsdb"], "remote": self.local.remote},
+            "sg_database": {**links["sg_database"], "remotes": self.db_remotes, **probe,
+                            "rtt_threshold_seconds": self.rtt_threshold,
+                            "newest_change_age_seconds": self.metrics.newest_change_age()},
             "flows": len(self.compiler.flows),
             "ports": self._last["ports"], "uplinks": self._last["uplinks"],
-            "errors": list(self.errors) + [{"error": e} for e in self.sgdb.errors.values()],
+            "errors": errors, "past_errors": past_errors,
             "db_writer": {**self.writer.stats, "pending": self.writer.busy()},
             **self.stats,
         }
+        data["health"] = health.assess({**data, "running": state == "running"})
+        self.metrics.healthy.set(1 if data["health"]["state"] == "healthy" else 0)
+        return data
+
+    def refresh_status(self) -> None:
+        """Rewrite the status (the health thread, between rounds)."""
+        self._write_status()
 
     def _write_status(self, state: str = "running") -> None:
         try:
-            status_mod.write(self.status_path, self.status(state))
+            with self._status_lock:     # the worker and the health thread both write it
+                if self._status_final:
+                    return
+                status_mod.write(self.status_path, self.status(state))
+                self._status_final = state == "stopped"
         except Exception:
             LOG.exception("writing the status file")

@@ -1,5 +1,6 @@
 """`sg-ofctl agent --bridge BR` (the per-hypervisor agent) and `sg-ofctl status`
-(what a running agent last reported)."""
+(what a running agent last reported, and its health: exit 0 healthy,
+2 degraded, 3 not running)."""
 from __future__ import annotations
 
 import os
@@ -29,6 +30,18 @@ def register(sub) -> None:
                        "$SG_OFCTL_RUN_DIR, /run/sg-ofctl for root)")
     agent.add_argument("--datapath-type", help="datapath_type if the agent creates the "
                        "bridge (e.g. netdev)")
+    agent.add_argument("--metrics-listen", metavar="ADDR:PORT", default=None,
+                       help="serve Prometheus metrics at http://ADDR:PORT/metrics (off by "
+                            "default; an address other than loopback needs mutual TLS)")
+    agent.add_argument("--metrics-tls-cert", metavar="PEM", help="the endpoint's certificate")
+    agent.add_argument("--metrics-tls-key", metavar="PEM", help="its private key")
+    agent.add_argument("--metrics-client-ca", metavar="PEM",
+                       help="CA that signs the scrapers' client certificates (required)")
+    agent.add_argument("--db-rtt-threshold", type=float, default=0.15, metavar="SECONDS",
+                       help="a database link whose median echo round trip is above this is "
+                            "reported degraded (default 0.15)")
+    agent.add_argument("--health-interval", type=float, default=2.0, metavar="SECONDS",
+                       help="seconds between database echoes and status rewrites (default 2)")
     agent.add_argument("--log-file", help="log here instead of stderr")
     agent.add_argument("--log-level", default="INFO")
     agent.set_defaults(func=_agent)
@@ -54,11 +67,25 @@ def _agent(args):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(args.log_level.upper())
+    from sg_ofctl import errors
+    from sg_ofctl.observe import metrics
+    metrics_tls = {"certfile": args.metrics_tls_cert, "keyfile": args.metrics_tls_key,
+                   "client_cafile": args.metrics_client_ca} if args.metrics_tls_cert else None
+    if args.metrics_listen:
+        metrics.parse_listen(args.metrics_listen, metrics_tls)    # refuse before starting anything
+    if not 0.1 <= args.health_interval <= 60:
+        raise errors.UserError(f"health_interval={args.health_interval!r}: expected seconds "
+                               "from 0.1 to 60")
+    if not 0 < args.db_rtt_threshold <= 60:
+        raise errors.UserError(f"db_rtt_threshold={args.db_rtt_threshold!r}: expected "
+                               "seconds, more than 0 and at most 60")
     config = agent_main.AgentConfig(
         bridge=args.bridge, db=common.remotes(args), ovs_db=args.ovs_db,
         listen=args.listen, first_table=args.first_table, host=host_name(args),
         run_dir=Path(args.run_dir) if args.run_dir else None,
-        datapath_type=args.datapath_type, timeout=args.timeout)
+        datapath_type=args.datapath_type, timeout=args.timeout,
+        metrics_listen=args.metrics_listen, metrics_tls=metrics_tls,
+        db_rtt_threshold=args.db_rtt_threshold, health_interval=args.health_interval)
     return agent_main.run(config)
 
 
@@ -87,24 +114,34 @@ def _status(args):
         path = found[0]
     if not path.exists():
         raise errors.NotFound(f"bridge={args.bridge!r}: no agent status in {run_dir}")
+    from sg_ofctl.observe import health
     data = status_mod.read(path)
+    data["health"] = health.assess(data)
+    code = {"healthy": 0, "degraded": 2}.get(data["health"]["state"], 3)
     if args.ports:
         common.emit_list(args, ["Interface", "Port", "Ofport", "State", "Groups", "IPs",
                                 "Reason"],
                          [[p["interface"], p["port"], p["ofport"], p["state"], p["groups"],
                            p["ips"], p["reason"] or ""] for p in data["ports"]])
-        return 0 if data["running"] else 3
+        return code
     if args.format in ("json", "yaml"):
         common.emit_one(args, data)
     else:
         enforced = sum(p["state"] == "enforced" for p in data["ports"])
+        db = data["sg_database"]
         common.emit_one(args, {
+            "health": data["health"]["state"],
+            "problems": data["health"]["problems"],
             "agent": "running" if data["running"] else "not running",
             "pid": data["pid"], "host": data["host"], "bridge": data["bridge"],
             "switch": "connected" if data["switch"]["connected"] else "disconnected",
             "local ovsdb": "connected" if data["local_ovsdb"]["connected"] else "disconnected",
-            "sg database": "connected" if data["sg_database"]["connected"]
-            else "disconnected",
+            "sg database": ("connected" if db["connected"] else "disconnected") +
+            _since(db.get("last_change")),
+            "db round trip": _ms(db.get("rtt_median_seconds"), db.get("probes_lost"),
+                                 db.get("probes")),
+            "newest db change": "none seen" if db.get("newest_change_age_seconds") is None
+            else f"{db['newest_change_age_seconds']:.1f} s ago",
             "ports": f"{enforced} enforced, {len(data['ports']) - enforced} fail-closed",
             "port groups": [f"{p['port']}: {','.join(p['groups']) or '-'}"
                             for p in data["ports"]],
@@ -114,5 +151,22 @@ def _status(args):
             "errors": [e["error"] for e in data["errors"]] +
                       [f"{p['interface']}: {p['reason']}" for p in data["ports"]
                        if p["reason"]],
+            "resolved errors": [f"{e.get('time', '')} {e['error']}"
+                                for e in data.get("past_errors", [])][-5:],
         })
-    return 0 if data["running"] else 3
+    return code
+
+
+def _since(when) -> str:
+    import datetime
+    if not when:
+        return ""
+    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    return f" since {stamp.isoformat(timespec='seconds')}"
+
+
+def _ms(median, lost, probes) -> str:
+    if median is None:
+        return "not measured yet" if not lost else f"no reply to {lost} of {probes} echoes"
+    text = f"{median * 1000:.1f} ms (median of the last {probes} echoes)"
+    return text + (f", {lost} lost" if lost else "")
