@@ -34,6 +34,9 @@ class AgentConfig:
     metrics_tls: dict | None = None        # certfile, keyfile, client_cafile
     db_rtt_threshold: float = 0.15         # seconds: a slower database link is degraded
     health_interval: float = 2.0           # seconds between database echoes / status writes
+    packet_log: Path | None = None         # JSON lines (default: RUN_DIR/packets-BRIDGE.json)
+    packet_log_text: Path | None = None    # readable lines (default: ...packets-BRIDGE.log)
+    packet_log_syslog: str | None = None   # unix:/dev/log or udp:HOST:PORT (RFC 5424)
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -57,6 +60,7 @@ def run(config: AgentConfig) -> int:
     from sg_ofctl.agent.sgdb import SgDatabase
     from sg_ofctl.agent.worker import Worker
     from sg_ofctl.observe.metrics import AgentMetrics
+    from sg_ofctl.observe.packetlog import PacketLogger
     from sg_ofctl.observe.service import Observability
 
     pipeline.check_first_table(config.first_table)
@@ -83,10 +87,15 @@ def run(config: AgentConfig) -> int:
             kick_target[0].kick(why)
 
     AgentApp.listener = staticmethod(kick)
+    metrics = AgentMetrics()
+    packet_log = PacketLogger(
+        host, config.bridge,
+        config.packet_log or run_dir / f"packets-{config.bridge}.json",
+        config.packet_log_text or run_dir / f"packets-{config.bridge}.log",
+        config.packet_log_syslog, metrics)
+    AgentApp.packet_in = staticmethod(packet_log.packet_in)
     LOG.info("agent for bridge %s on host %s; OpenFlow on %s", config.bridge, host,
              config.listen)
-    metrics = AgentMetrics()
-
     def db_changed():
         metrics.change_seen()      # convergence is measured from here
         kick()
@@ -99,10 +108,13 @@ def run(config: AgentConfig) -> int:
         worker = Worker(app=app, local=local, sgdb=sgdb, host=host, bridge=config.bridge,
                         status_path=status_path, db_remotes=config.db, metrics=metrics,
                         rtt_threshold=config.db_rtt_threshold)
+        worker.packet_log = packet_log
         kick_target.append(worker)
         observability = Observability(worker, sgdb, config.db, config.metrics_listen,
                                       config.metrics_tls, config.health_interval)
         local.configure_bridge(controller, config.first_table, config.datapath_type)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        packet_log.start()
         worker.start()
         observability.start()
         worker.kick("start")
@@ -115,6 +127,7 @@ def run(config: AgentConfig) -> int:
     finally:
         if observability is not None:
             observability.stop()
+        packet_log.stop()
         if worker is not None and worker.is_alive():
             worker.stop()
             worker.stopped.wait(30)

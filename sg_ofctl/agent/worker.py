@@ -41,6 +41,7 @@ LOG = logging.getLogger(__name__)
 # New ports enforced per round: a round stays short (tens of ms), so a rule
 # change made during a burst of new ports waits for at most one such round.
 NEW_PORTS_PER_ROUND = 25
+IDLE_POLL = 2.0   # seconds: while packet logging is on, read its meter this often when idle
 
 
 def _release_memory() -> None:
@@ -88,6 +89,8 @@ class Worker(threading.Thread):
         # Observability (observe/): metrics, and the database link's probe (set by main).
         self.metrics = metrics or AgentMetrics()
         self.db_probe = None
+        self.packet_log = None      # observe.packetlog.PacketLogger (set by main)
+        self._logging = None        # this round's logged ports (port id -> LogFlags)
         self.rtt_threshold = rtt_threshold
         self._status_lock = threading.Lock()
         self._status_final = False
@@ -114,9 +117,12 @@ class Worker(threading.Thread):
         delay = None
         try:
             while not self._stopping.is_set():
-                self._kick.wait(delay)
+                kicked = self._kick.wait(delay if delay is not None else self._idle_wait())
                 if self._stopping.is_set():
                     break
+                if not kicked and delay is None:
+                    self._idle()
+                    continue
                 self._kick.clear()
                 change = self.metrics.take_change()
                 try:
@@ -137,6 +143,17 @@ class Worker(threading.Thread):
             self._write_status("stopped")
             self.stopped.set()
 
+    def _idle_wait(self) -> float | None:
+        return IDLE_POLL if self.packet_log is not None and self.packet_log.active else None
+
+    def _idle(self) -> None:
+        """Nothing changed for a while: read the packet-log meter's counters."""
+        try:
+            if self.conn is not None and not self.conn.closed:
+                self.packet_log.poll(self.conn)
+        except Exception as e:
+            LOG.warning("reading the packet-log meter: %s", e)
+
     def _error(self, text: str) -> None:
         self.errors.append({"time": _now(), "error": text})
 
@@ -156,6 +173,8 @@ class Worker(threading.Thread):
         sg = self.sgdb.snapshot()
         read = time.monotonic()
         built = self.builder.build(local, sg, self._new_ports_this_round(conn, sg))
+        if self.packet_log is not None:
+            self._logging = self.packet_log.plan(built.view, sg.logs)
         writes = plan_writes(local, sg, built, self.host)
         self.writer.submit(writes)     # written meanwhile, off this path
         self._explain_problems(local, built, writes)
@@ -170,7 +189,11 @@ class Worker(threading.Thread):
             closed = [i for i in local.interfaces
                       if i.iface_id and i.name not in built.ports_by_iface]
             self._set_forwarding(conn, [i.ofport for i in closed], False)
+            if self.packet_log is not None:
+                self.packet_log.before_flows(conn)     # its meter before the flows using it
             flow_mods = self._flows(conn, built.view)
+            if self.packet_log is not None:
+                self.packet_log.after_flows(conn)
             for flush in revoke.flushes(self.installed_view, built.view):
                 conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
                 self.stats["ct_flushes"] += 1
@@ -258,7 +281,7 @@ class Worker(threading.Thread):
     def _compile(self, view):
         start = time.monotonic()
         try:
-            return self.compiler.update(view)
+            return self.compiler.update(view, self._logging)
         finally:
             self.metrics.compile.observe(time.monotonic() - start)
 
@@ -359,6 +382,8 @@ class Worker(threading.Thread):
             "ports": self._last["ports"], "uplinks": self._last["uplinks"],
             "errors": errors, "past_errors": past_errors,
             "db_writer": {**self.writer.stats, "pending": self.writer.busy()},
+            "packet_log": None if self.packet_log is None else
+            {**self.packet_log.stats, "rate": self.packet_log.rate},
             **self.stats,
         }
         data["health"] = health.assess({**data, "running": state == "running"})

@@ -42,6 +42,14 @@ def register(sub) -> None:
                             "reported degraded (default 0.15)")
     agent.add_argument("--health-interval", type=float, default=2.0, metavar="SECONDS",
                        help="seconds between database echoes and status rewrites (default 2)")
+    agent.add_argument("--packet-log", metavar="PATH",
+                       help="packet-log events as JSON lines (default RUN_DIR/"
+                            "packets-BRIDGE.json; see `sg-ofctl log create`)")
+    agent.add_argument("--packet-log-text", metavar="PATH",
+                       help="the same events, one readable line each (default RUN_DIR/"
+                            "packets-BRIDGE.log)")
+    agent.add_argument("--packet-log-syslog", metavar="unix:PATH|udp:HOST:PORT",
+                       help="also send them to syslog (RFC 5424), e.g. unix:/dev/log")
     agent.add_argument("--log-file", help="log here instead of stderr")
     agent.add_argument("--log-level", default="INFO")
     agent.set_defaults(func=_agent)
@@ -73,6 +81,9 @@ def _agent(args):
                    "client_cafile": args.metrics_client_ca} if args.metrics_tls_cert else None
     if args.metrics_listen:
         metrics.parse_listen(args.metrics_listen, metrics_tls)    # refuse before starting anything
+    if args.packet_log_syslog:
+        from sg_ofctl.observe.syslog import SyslogSender
+        SyslogSender(args.packet_log_syslog).sock.close()    # refuse a bad target now
     if not 0.1 <= args.health_interval <= 60:
         raise errors.UserError(f"health_interval={args.health_interval!r}: expected seconds "
                                "from 0.1 to 60")
@@ -85,7 +96,10 @@ def _agent(args):
         run_dir=Path(args.run_dir) if args.run_dir else None,
         datapath_type=args.datapath_type, timeout=args.timeout,
         metrics_listen=args.metrics_listen, metrics_tls=metrics_tls,
-        db_rtt_threshold=args.db_rtt_threshold, health_interval=args.health_interval)
+        db_rtt_threshold=args.db_rtt_threshold, health_interval=args.health_interval,
+        packet_log=Path(args.packet_log) if args.packet_log else None,
+        packet_log_text=Path(args.packet_log_text) if args.packet_log_text else None,
+        packet_log_syslog=args.packet_log_syslog)
     return agent_main.run(config)
 
 

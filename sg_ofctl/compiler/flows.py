@@ -73,8 +73,18 @@ class PopVlan:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Controller:
+    """A copy of the packet (its first `max_len` bytes) to the controller,
+    rate-limited by meter `meter_id` (excess copies dropped, the packet not)."""
+
+    meter_id: int
+    max_len: int = 128
+
+
 Match = tuple  # tuple[tuple[str, int, int | None], ...]
-Action = Goto | Resubmit | Load | Ct | CtClear | Conjunction | Output | Normal | PopVlan
+Action = Goto | Resubmit | Load | Ct | CtClear | Conjunction | Output | Normal | PopVlan | \
+    Controller
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +233,8 @@ def format_action(action) -> str:
         return "NORMAL"
     if isinstance(action, PopVlan):
         return "pop_vlan"
+    if isinstance(action, Controller):
+        return f"controller(max_len={action.max_len},meter_id={action.meter_id})"
     raise TypeError(f"unknown action {action!r}")
 
 

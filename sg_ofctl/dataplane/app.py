@@ -19,7 +19,7 @@ LOG = logging.getLogger(__name__)
 
 REPLY_EVENTS = [ofp_event.EventOFPErrorMsg, ofp_event.EventOFPBarrierReply,
                 ofp_event.EventOFPFlowStatsReply, ofp_event.EventONFBundleCtrlMsg,
-                ofp_event.EventOFPPortDescStatsReply]
+                ofp_event.EventOFPPortDescStatsReply, ofp_event.EventOFPMeterStatsReply]
 
 
 class DataplaneApp(app_manager.OSKenApp):
