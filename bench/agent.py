@@ -11,12 +11,16 @@ Prints JSON lines, all from one run:
 - TCP throughput (iperf3) and new TCP connections per second through the full
   pipeline with the scenario's flows, against the same bridge with only NORMAL
   (alternating rounds, medians, ratio);
+- TCP throughput with packet logging of the receiver's group on (event all)
+  over the same with logging off (alternating rounds, medians, ratio);
 - agent RSS with the `large` scenario's 1,000 local ports.
 
 Targets: rule add p50 <= 50 ms, p99 <= 200 ms; restart flow mods = 0;
-throughput ratio >= 0.90; connection rate ratio >= 0.85; RSS <= 150 MB.
+throughput ratio >= 0.90; connection rate ratio >= 0.85; logging throughput
+ratio >= 0.95; RSS <= 150 MB.
 
     .venv/bin/python bench/agent.py [--scenario-file FILE] [--trials N] [--quick]
+                                    [--only logging]
 """
 from __future__ import annotations
 
@@ -328,13 +332,18 @@ def _conn_rate(src, dst_ip, seconds) -> float:
     return float(out.stdout.split()[0])
 
 
-def throughput(bed: Bed, rounds: int, seconds: float) -> None:
-    src, dst, tb = bed.vms["src"], bed.vms["dst"], bed.tb
+def start_iperf_server(bed: Bed) -> None:
+    dst, tb = bed.vms["dst"], bed.tb
     iperf = subprocess.Popen(["ip", "netns", "exec", dst.ns, "iperf3", "-s"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tb._undo.append(lambda: (stop_pid(iperf.pid), iperf.wait()))
-    start_in(dst, TCP_ACCEPT, CONN_PORT)
     time.sleep(0.5)
+
+
+def throughput(bed: Bed, rounds: int, seconds: float) -> None:
+    src, dst, tb = bed.vms["src"], bed.vms["dst"], bed.tb
+    start_iperf_server(bed)
+    start_in(dst, TCP_ACCEPT, CONN_PORT)
     results = {"pipeline": {"bps": [], "cps": []}, "normal": {"bps": [], "cps": []}}
     flows = len(tb.dump_flows())
     for _ in range(rounds):
@@ -365,6 +374,40 @@ def throughput(bed: Bed, rounds: int, seconds: float) -> None:
          rounds=rounds, seconds=seconds)
 
 
+def logging_throughput(bed: Bed, rounds: int, seconds: float) -> None:
+    """iperf3 to the probe's receiver, whose group is logged (event all) in one
+    half of each round and not in the other (ABBA order, so a drift of the
+    shared machine cancels); the ratio is the median of the rounds' ratios."""
+    src, tb, api = bed.vms["src"], bed.tb, bed.api
+    base = bed.host.wait_synced()["flows"]
+    results: dict[str, list] = {"logged": [], "unlogged": []}
+    events = 0
+    for i in range(rounds):
+        for mode in (("unlogged", "logged") if i % 2 == 0 else ("logged", "unlogged")):
+            if mode == "logged":
+                api.run(api.log_create({"name": "bench-log", "group": "probe-dst",
+                                        "event": "all", "rate": 100}))
+                eventually(lambda: bed.host.status()["flows"] > base, 10,
+                           what="the logging flows")
+                before = bed.host.status()["packet_log"]["events"]
+            tb.appctl("revalidator/wait")
+            results[mode].append(_iperf(src, DST["ip"], seconds))
+            if mode == "logged":
+                time.sleep(0.5)
+                events += bed.host.status()["packet_log"]["events"] - before
+                api.run(api.log_delete(["bench-log"]))
+                eventually(lambda: bed.host.status()["flows"] == base, 10,
+                           what="the flows of logging off")
+    med = {m: statistics.median(v) for m, v in results.items()}
+    ratios = [a / b for a, b in zip(results["logged"], results["unlogged"])]
+    emit(bench="agent.logging", throughput_ratio=round(statistics.median(ratios), 3),
+         target=0.95, ratio_of_medians=round(med["logged"] / med["unlogged"], 3),
+         round_ratios=[round(r, 3) for r in ratios], logged_gbps=round(med["logged"] / 1e9, 3),
+         unlogged_gbps=round(med["unlogged"] / 1e9, 3), rounds=rounds, seconds=seconds,
+         accept_events=events, all_logged=[round(b / 1e9, 3) for b in results["logged"]],
+         all_unlogged=[round(b / 1e9, 3) for b in results["unlogged"]])
+
+
 def agent_rss(data: dict) -> None:
     bed = Bed(data, with_probes=False)
     try:
@@ -389,6 +432,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="few trials, short transfers, "
                     "no RSS run")
+    ap.add_argument("--only", choices=("logging",), help="only this part (the others "
+                    "are skipped)")
     args = ap.parse_args()
     trials = 5 if args.quick else args.trials
     data = scenario.load(args.scenario_file)
@@ -397,12 +442,16 @@ def main() -> None:
     bed = Bed(data)
     try:
         bed.start_agent()
-        convergence(bed, trials)
-        restart_flow_mods(bed)
-        throughput(bed, 1 if args.quick else 5, 2 if args.quick else 3)
+        if args.only is None:
+            convergence(bed, trials)
+            restart_flow_mods(bed)
+            throughput(bed, 1 if args.quick else 5, 2 if args.quick else 3)
+        else:
+            start_iperf_server(bed)
+        logging_throughput(bed, 6 if args.quick else 12, 2)
     finally:
         bed.close()
-    if not args.quick:
+    if not args.quick and args.only is None:
         agent_rss(scenario.load(args.large_scenario_file))
 
 

@@ -32,9 +32,10 @@ def register(sub) -> None:
     parser.add_argument("--ovs-db", default=os.environ.get(
         "SG_OFCTL_OVS_DB", "unix:/var/run/openvswitch/db.sock"),
         help="the local Open_vSwitch database")
-    parser.add_argument("--vswitchd", metavar="CTL", default=None,
-                        help="ovs-vswitchd's control socket (ovs-appctl -t; default: the "
-                             "one in $OVS_RUNDIR)")
+    parser.add_argument("--vswitchd", metavar="CTL",
+                        default=os.environ.get("SG_OFCTL_VSWITCHD"),
+                        help="ovs-vswitchd's control socket (ovs-appctl -t; default "
+                             "$SG_OFCTL_VSWITCHD, else the one ovs-appctl finds)")
     parser.add_argument("--first-table", type=int, default=None, metavar="N",
                         help="the agent's --first-table (default: read from the bridge's "
                              "table names)")
