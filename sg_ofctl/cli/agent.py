@@ -148,7 +148,8 @@ def _status(args):
             "problems": data["health"]["problems"],
             "agent": "running" if data["running"] else "not running",
             "pid": data["pid"], "host": data["host"], "bridge": data["bridge"],
-            "switch": "connected" if data["switch"]["connected"] else "disconnected",
+            "switch": ("connected" if data["switch"]["connected"] else "disconnected") +
+            _since(data["switch"].get("last_change")),
             "local ovsdb": "connected" if data["local_ovsdb"]["connected"] else "disconnected",
             "sg database": ("connected" if db["connected"] else "disconnected") +
             _since(db.get("last_change")),
@@ -162,6 +163,7 @@ def _status(args):
             "uplinks": data["uplinks"], "flows": data["flows"],
             "last sync": data["last_sync"], "syncs": data["syncs"],
             "flow mods sent": data["flow_mods_total"],
+            "packet log": _packet_log(data.get("packet_log")),
             "errors": [e["error"] for e in data["errors"]] +
                       [f"{p['interface']}: {p['reason']}" for p in data["ports"]
                        if p["reason"]],
@@ -169,6 +171,13 @@ def _status(args):
                                 for e in data.get("past_errors", [])][-5:],
         })
     return code
+
+
+def _packet_log(stats) -> str:
+    if not stats or stats.get("rate") is None:
+        return "off (no log covers a local port)"
+    return (f"{stats['events']} events ({stats['accept']} accept, {stats['drop']} drop), "
+            f"{stats['rate_limited']} over the {stats['rate']}/s meter (counted, not logged)")
 
 
 def _since(when) -> str:

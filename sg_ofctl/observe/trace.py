@@ -207,8 +207,8 @@ def _rule_names(hops: list[Hop], direction: str, action: str) -> list[str]:
         if hop.kind == "remote-group" and hop.rule is None:
             text = f"a rule of group {hop.group} ({hop.owner})"
         elif hop.kind == "remote-group":
-            text = f"rule {hop.rule} of group {hop.group} (remote group, by conjunction)"
-            text += f" ({hop.description})" if hop.description else ""
+            text = f"rule {hop.rule}" + (f" ({hop.description})" if hop.description else "")
+            text += f" of group {hop.group} (a remote-group rule: by conjunction)"
         else:
             text = hop.owner + (f" ({hop.description})" if hop.description else "")
         if hop.kind == "rule" and any(a.startswith("conjunction(") for a in hop.actions):
