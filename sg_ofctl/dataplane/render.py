@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import struct
+from typing import Any
 
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -42,7 +43,7 @@ def _controller2_prop_base():
     raise ImportError("os-ken's NXActionController2 property registry not found")
 
 
-_Controller2Prop = _controller2_prop_base()
+_Controller2Prop: Any = _controller2_prop_base()
 if NXAC2PT_METER_ID not in _Controller2Prop._TYPES:
     @_Controller2Prop.register_type(NXAC2PT_METER_ID)
     class _MeterIdProp(_Controller2Prop):
