@@ -189,8 +189,8 @@ class Worker(threading.Thread):
             closed = [i for i in local.interfaces
                       if i.iface_id and i.name not in built.ports_by_iface]
             self._set_forwarding(conn, [i.ofport for i in closed], False)
-            if self.packet_log is not None:
-                self.packet_log.before_flows(conn)     # its meter before the flows using it
+            if self.packet_log is not None:    # its meter before the flows using it
+                self._logging = self.packet_log.before_flows(conn, self._logging)
             flow_mods = self._flows(conn, built.view)
             if self.packet_log is not None:
                 self.packet_log.after_flows(conn)

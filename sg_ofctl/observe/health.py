@@ -44,6 +44,9 @@ def assess(status: dict, rtt_threshold: float | None = None) -> dict:
                         f"of the last {db.get('probes')} echoes got no reply")
     for error in status.get("errors", []):
         problems.append(error["error"] if isinstance(error, dict) else str(error))
+    packet_log = status.get("packet_log") or {}
+    if packet_log.get("error"):
+        problems.append(packet_log["error"])
     for port in status.get("ports", []):
         if port.get("state") != "enforced":
             warnings.append(f"{port['interface']} is fail-closed: {port.get('reason')}")

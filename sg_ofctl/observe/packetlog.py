@@ -53,7 +53,7 @@ class PacketLogger:
         self._installed: int | None = None    # the meter's rate on this connection
         self._band_dropped = 0
         self.stats = {"events": 0, "accept": 0, "drop": 0, "rate_limited": 0,
-                      "overflow": 0, "unknown": 0}
+                      "overflow": 0, "unknown": 0, "error": None}
         self._files: dict = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sg-ofctl-packet-log",
@@ -93,14 +93,26 @@ class PacketLogger:
                              cookies)
         return flags
 
-    def before_flows(self, conn) -> None:
+    def before_flows(self, conn, flags: dict | None) -> dict | None:
+        """Make the meter the logging flows use; returns the flags to compile:
+        none if the switch refuses the meter (logging must never stop the
+        enforcement: the error is in the status instead)."""
+        from sg_ofctl.dataplane.switch import SwitchError
         if conn is not self._conn:
             self._conn, self._installed, self._band_dropped = conn, None, 0
             if self.rate is None:
                 self._delete_meter(conn)     # one a previous run may have left
         if self.rate is not None and self._installed != self.rate:
-            conn.set_meter(LOG_METER_ID, self.rate)
+            try:
+                conn.set_meter(LOG_METER_ID, self.rate)
+            except SwitchError as e:
+                if self.stats.get("error") is None:
+                    LOG.error("packet logging is off: the switch refused its meter: %s", e)
+                self.stats["error"] = f"the switch refused the packet-log meter: {e}"
+                return {}
             self._installed = self.rate
+        self.stats["error"] = None
+        return flags
 
     def after_flows(self, conn) -> None:
         if self.rate is None and self._installed is not None:
