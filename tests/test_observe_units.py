@@ -163,6 +163,14 @@ def test_health_states():
     assert health.assess(closed)["state"] == "healthy" and health.assess(closed)["warnings"]
 
 
+def test_ports_by_state():
+    assert health.port_state({"state": "enforced"}) == "enforced"
+    assert health.port_state({"state": "fail-closed", "reason": "no port named 'x' in the "
+                              "security-group database"}) == "fail-closed"
+    assert health.port_state({"state": "fail-closed",
+                              "reason": "port x: mac='zz': invalid"}) == "error"
+
+
 def test_errors_older_than_the_last_good_round_are_resolved():
     errs = [{"time": "2026-01-01T00:00:01.000+00:00", "error": "old"},
             {"time": "2026-01-01T00:00:03.000+00:00", "error": "new"}]

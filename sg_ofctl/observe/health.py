@@ -14,6 +14,19 @@ DEFAULT_RTT_THRESHOLD = 0.15   # seconds: a database link slower than this is de
 STALE_AFTER = 30.0             # seconds without a status write: the agent is stuck
 
 
+# Why a port may be fail-closed for a moment, as everything works: not an error.
+_TRANSIENT = ("no port named", "waiting for the next round", "its row is being created")
+
+
+def port_state(row: dict) -> str:
+    """enforced, fail-closed (waiting: no row yet, a burst's next round) or
+    error (an invalid row or tag, a clash with another port)."""
+    if row.get("state") == "enforced":
+        return "enforced"
+    reason = row.get("reason") or ""
+    return "fail-closed" if reason.startswith(_TRANSIENT) else "error"
+
+
 def split_errors(errors, last_good: str | None) -> tuple[list, list]:
     """(active, resolved): an error older than the last good round (ISO UTC
     times compare as text) is resolved; the status keeps it as history."""

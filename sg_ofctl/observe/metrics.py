@@ -15,6 +15,8 @@ import time
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
                                ProcessCollector, disable_created_metrics, generate_latest)
 
+from sg_ofctl.observe.health import port_state
+
 # No `*_created` series (a timestamp per counter: noise on a dashboard).  A
 # process-wide switch of prometheus_client; the agent has no other registry.
 disable_created_metrics()
@@ -127,10 +129,7 @@ class AgentMetrics:
     def ports_by_state(self, rows) -> None:
         counts = dict.fromkeys(PORT_STATES, 0)
         for row in rows:
-            state = row["state"]
-            if state == "fail-closed" and row.get("error"):
-                state = "error"
-            counts[state] = counts.get(state, 0) + 1
+            counts[port_state(row)] += 1
         for state, n in counts.items():
             self.ports.labels(state).set(n)
 
