@@ -269,7 +269,6 @@ class Worker(threading.Thread):
                 raise
             if change:
                 self.metrics.bundle(True, change)
-            if change:
                 LOG.info("bundle: %d adds, %d modifies, %d deletes in %.1f ms",
                          len(change.add), len(change.modify), len(change.delete),
                          result.seconds * 1000)

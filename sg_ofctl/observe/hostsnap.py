@@ -23,12 +23,13 @@ def table_names_of(local, bridge: str, first_table: int | None) -> dict[int, str
     """The pipeline's table numbers: from the names the agent gave the bridge's
     tables, else from `first_table` (default 0)."""
     declared = {t.name for t in pipeline.TABLES}
-    rows = [b for b in local.idl.tables["Bridge"].rows.values() if b.name == bridge]
     found = {}
-    for number, row in (rows[0].flow_tables.items() if rows else ()):
-        name = row.name[0] if isinstance(row.name, list) and row.name else row.name
-        if name in declared:
-            found[int(number)] = name
+    with local.conn.lock:           # the IDL thread updates these rows
+        rows = [b for b in local.idl.tables["Bridge"].rows.values() if b.name == bridge]
+        for number, row in (rows[0].flow_tables.items() if rows else ()):
+            name = row.name[0] if isinstance(row.name, list) and row.name else row.name
+            if name in declared:
+                found[int(number)] = name
     if first_table is None and len(found) == len(declared):
         return found
     first = pipeline.DEFAULT_FIRST_TABLE if first_table is None else first_table
