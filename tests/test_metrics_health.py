@@ -135,3 +135,21 @@ def test_a_slow_lossy_database_link_is_degraded_then_clears():
         rc, data = eventually(lambda: (s := status(h))[0] == 0 and s, 30,
                               what="healthy again once the link is")
         assert data["health"]["problems"] == []
+
+
+def test_a_database_outage_is_degraded_and_clears_once_it_is_back():
+    with new_database() as db, OvsTestbed() as tb:
+        h = Hypervisor(tb, db.remote, "hv1")
+        h.cli("group", "create", "web")
+        h.start_agent(True, "--health-interval", "0.5")
+        eventually(lambda: status(h)[0] == 0, 20, what="healthy")
+        db.stop()
+        rc, data = eventually(lambda: (s := status(h))[0] == 2 and s, 30,
+                              what="degraded while the database is down")
+        assert "the security-group database is disconnected" in data["health"]["problems"]
+        assert data["sg_database"]["connected"] is False
+        db.start()
+        rc, data = eventually(lambda: (s := status(h))[0] == 0 and s, 60,
+                              what="healthy again once the database is back")
+        assert data["health"]["problems"] == [] and data["errors"] == []
+        assert data["sg_database"]["connected"] and data["sg_database"]["last_change"]
