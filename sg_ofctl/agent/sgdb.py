@@ -139,8 +139,10 @@ class SgDatabase:
         class Idl(_Idl):
             tracker = self.tracker
         self.remotes, self.timeout = remotes, timeout
+        # Reads only (relays are never leaders); the agent never initialises the
+        # database: it replicates only some columns, and its role may not write groups.
         self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl, columns=READ_COLUMNS,
-                                  leader_only=False)     # relays are never leaders
+                                  leader_only=False, initialize=False)
         self._groups: dict = {}         # group uuid -> model.SecurityGroup | None
         self._group_errors: dict = {}   # group uuid -> error text
         self._ports: dict = {}          # port uuid -> PortRecord
