@@ -149,8 +149,11 @@ TABLES = (
           ("reg4", "reg5", "eth_type", "reg0"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
-          "stages; anything else to OVS NORMAL",
-          ("reg2", "eth_dst"), ("ingress_guard",), miss="NORMAL"),
+          "stages; anything else to OVS NORMAL (in Neutron's br-int: a filtered port's "
+          "traffic to its accepted-egress table, the rest to its egress-normal table)",
+          ("reg2", "eth_dst", "reg0"),
+          ("ingress_guard", "neutron_accepted_egress", "neutron_egress_normal"),
+          miss="NORMAL"),
     Table("ingress_guard", "ingress conntrack",
           "VLAN tag popped; ARP, neighbour discovery, router advertisements, MLD and "
           "DHCP replies always pass; other non-IP traffic is dropped",
@@ -169,14 +172,78 @@ TABLES = (
     Table("ingress_verdict", "ingress rules", "as `egress_verdict`",
           ("reg4", "reg5", "eth_type", "reg1"), ("ingress_output",)),
     Table("ingress_output", "commit and forward",
-          "deliver to the receiving port", ("reg1",), ()),
+          "deliver to the receiving port (in Neutron's br-int: after its accepted-ingress "
+          "table)", ("reg1",), ("neutron_accepted_ingress",)),
 )
-TABLE_BY_NAME = {t.name: t for t in TABLES}
+
+# Neutron's br-int tables that the pipeline meets inside the OVS agent (numbers
+# fixed by neutron-lib's ovs_constants).  sg-ofctl adds flows only to the first;
+# the others belong to the agent and to its logging and FWaaS consumers.
+NEUTRON_TABLES = (
+    Table("neutron_transient", "entry (Neutron)",
+          "Neutron's TRANSIENT table: a local port's packets by in_port to `classify`; "
+          "packets for a filtered port by destination MAC and local VLAN to `forward`",
+          ("in_port", "eth_dst", "vlan_vid"), ("classify", "forward"), miss="NORMAL"),
+    Table("neutron_accepted_egress", "exit (Neutron)",
+          "Neutron's ACCEPTED_EGRESS_TRAFFIC table (logging, FWaaS), then its egress-normal "
+          "table; reg5 = ofport, reg6 = local VLAN, as its consumers read them", (), (),
+          miss="NORMAL"),
+    Table("neutron_egress_normal", "exit (Neutron)",
+          "Neutron's ACCEPTED_EGRESS_TRAFFIC_NORMAL table: NORMAL", (), (), miss="NORMAL"),
+    Table("neutron_accepted_ingress", "exit (Neutron)",
+          "Neutron's ACCEPTED_INGRESS_TRAFFIC table (logging); drops by default, so the "
+          "packet is output after it", (), (), miss="drop"),
+)
+NEUTRON_TABLE_NUMBERS = {"neutron_transient": 60, "neutron_accepted_egress": 91,
+                         "neutron_egress_normal": 94, "neutron_accepted_ingress": 92}
+NEUTRON_PORT_REG, NEUTRON_NET_REG = "reg5", "reg6"
+TABLE_BY_NAME = {t.name: t for t in TABLES + NEUTRON_TABLES}
+_INDEX = {t.name: i for i, t in enumerate(TABLES)}
 
 
 def table_number(name: str, first_table: int = DEFAULT_FIRST_TABLE) -> int:
-    """The OpenFlow table number of a named table."""
-    return first_table + [t.name for t in TABLES].index(name)
+    """The OpenFlow table number of a named table (Neutron's by their fixed numbers)."""
+    index = _INDEX.get(name)
+    if index is None:
+        return NEUTRON_TABLE_NUMBERS[name]
+    return first_table + index
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the pipeline sits on its bridge and how it meets the rest of it; the
+    one parameter by which the compiler's output differs between standalone
+    sg-ofctl and the Neutron OVS agent's br-int.
+
+    - first_table: the number of `classify`; the 17 tables follow it.
+    - zone_offset: conntrack zone = the port's network + zone_offset (standalone:
+      VLAN + 1, so that untagged ports are not in zone 0; Neutron: the local VLAN,
+      as its own driver and conntrack clean-ups use).
+    - neutron: hook into Neutron's transient table (egress by in_port, ingress by
+      destination MAC + local VLAN) instead of owning the first table; hand
+      accepted traffic to Neutron's accepted-egress/-ingress tables with reg5/reg6
+      loaded; unfiltered ports' traffic to its egress-normal table."""
+
+    first_table: int = DEFAULT_FIRST_TABLE
+    zone_offset: int = 1
+    neutron: bool = False
+
+    def zone(self, network: int) -> int:
+        return network + self.zone_offset
+
+
+STANDALONE = Placement()
+NEUTRON_FIRST_TABLE = 100  # outside neutron-lib's INT_BR_ALL_TABLES: no agent clean-up looks there
+
+
+def neutron_placement(first_table: int = NEUTRON_FIRST_TABLE) -> Placement:
+    """Inside Neutron's br-int; our tables after all of Neutron's (95 and up)."""
+    check_first_table(first_table)
+    if first_table <= max(NEUTRON_TABLE_NUMBERS.values()):
+        from sg_ofctl.model import ValidationError
+        raise ValidationError("first_table", first_table,
+                              "must be above 94 in Neutron's br-int (its own tables end there)")
+    return Placement(first_table=first_table, zone_offset=0, neutron=True)
 
 
 def check_first_table(first_table: int) -> int:
@@ -209,6 +276,8 @@ def _miss_of(actions: Sequence[Any]) -> str | None:
         return "NORMAL"
     if len(actions) == 1 and kind == "Goto":
         return f"goto {actions[0].table}"
+    if len(actions) == 1 and kind == "Resubmit" and actions[0].table in NEUTRON_TABLE_NUMBERS:
+        return TABLE_BY_NAME[actions[0].table].miss  # a Neutron table whose miss is ours
     return None
 
 

@@ -118,12 +118,42 @@ def render() -> str:
         nxt = ", ".join(f"`{n}`" for n in t.next_tables) or "-"
         out.append(f"| +{i} | `{t.name}` | {t.stage} | {t.purpose} | {matches} | {nxt} | "
                    f"{t.miss} |")
+    out += neutron_map()
     out += ["", "## Registers", "", "| register | field | purpose |", "|---|---|---|"]
     out += [f"| `{r.name}` | {r.field} | {r.purpose} |" for r in P.REGISTERS]
     out += ["", "## Conntrack marks", "", "| ct_mark bit | name | meaning |", "|---|---|---|"]
     out += [f"| {bit:#x} | {name} | {meaning} |" for bit, name, meaning in P.CT_MARKS]
     out += ["", DESIGN]
     return "\n".join(out)
+
+
+def neutron_map() -> list[str]:
+    """The table map inside the Neutron OVS agent's br-int (pipeline.neutron_placement)."""
+    first = P.NEUTRON_FIRST_TABLE
+    out = ["", "## Inside Neutron's br-int (the firewall driver)", "",
+           f"As the neutron-openvswitch-agent's firewall driver (docs/NEUTRON.md) the 17 "
+           f"tables above are {first}-{first + len(P.TABLES) - 1} (outside neutron-lib's "
+           "`INT_BR_ALL_TABLES`, where the agent's stale-flow clean-up never looks), the "
+           "conntrack zone is the port's local VLAN (not VLAN + 1), and the pipeline meets "
+           "Neutron's own tables:", "",
+           "| # | name | what sg-ofctl does there |", "|---|---|---|"]
+    for t in P.NEUTRON_TABLES:
+        out.append(f"| {P.NEUTRON_TABLE_NUMBERS[t.name]} | `{t.name}` | {t.purpose} |")
+    out += ["", "Flows sg-ofctl adds for the Neutron placement, per port:", "",
+            "- `neutron_transient` priority 100 `in_port=<ofport>` -> `classify` (every "
+            "port, filtered or not: `classify` drops what is not the port's own MAC);",
+            "- `neutron_transient` priority 90 `dl_dst=<MAC>,dl_vlan=<local VLAN>` -> "
+            "zone = VLAN, `forward` (a filtered port's MACs: its own and its allowed "
+            "pairs'), the ingress hook for traffic from tunnels, physnets and NORMAL;",
+            f"- `forward` priority 50 `reg0=<ofport>` -> {P.NEUTRON_PORT_REG} = ofport, "
+            f"{P.NEUTRON_NET_REG} = local VLAN, resubmit to `neutron_accepted_egress` (91; "
+            "it resubmits to 94, NORMAL): the accepted egress exit;",
+            "- `ingress_output` -> the same registers, resubmit to "
+            "`neutron_accepted_ingress` (92), then `output:<ofport>`.",
+            "", "`forward`'s miss (unfiltered ports' traffic) is a resubmit to 94. "
+            "Port-security-disabled and trusted (`network:*`) ports get the in_port hook "
+            "and one `classify` flow: no filtering, as with Neutron's driver."]
+    return out
 
 
 def main(argv=None) -> int:

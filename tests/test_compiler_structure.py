@@ -48,7 +48,7 @@ def test_every_flow_follows_the_declaration():
 def _break_static_flows(monkeypatch, change):
     from sg_ofctl.compiler import build
     original = build.static_flows
-    monkeypatch.setattr(build, "static_flows", lambda: change(original()))
+    monkeypatch.setattr(build, "static_flows", lambda *a: change(original(*a)))
 
 
 @pytest.mark.parametrize("change, message", [

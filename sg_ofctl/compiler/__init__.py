@@ -37,16 +37,18 @@ def diff(old: Iterable[Flow], new: Iterable[Flow]) -> FlowDiff:
 
 
 def sort_flows(flows: Iterable[Flow]) -> list[Flow]:
-    order = {t.name: i for i, t in enumerate(pipeline.TABLES)}
+    tables = pipeline.NEUTRON_TABLES[:1] + pipeline.TABLES + pipeline.NEUTRON_TABLES[1:]
+    order = {t.name: i for i, t in enumerate(tables)}
     def key(flow):
         match = tuple((n, v, -1 if m is None else m) for n, v, m in flow.match)
         return order[flow.table], -flow.priority, match
     return sorted(flows, key=key)
 
 
-def compile_host(view: HostView) -> tuple[Flow, ...]:
+def compile_host(view: HostView,
+                 placement: pipeline.Placement = pipeline.STANDALONE) -> tuple[Flow, ...]:
     """Every flow for one host's view, in a stable order."""
-    compiler = Compiler()
+    compiler = Compiler(placement)
     compiler.update(view)
     return tuple(sort_flows(compiler.flows.values()))
 
@@ -69,7 +71,8 @@ class Compiler:
     groups it is a member of (tuples: 10,000 small sets cost megabytes).
     """
 
-    def __init__(self):
+    def __init__(self, placement: pipeline.Placement = pipeline.STANDALONE):
+        self.placement = placement
         self.reset()
 
     def reset(self) -> None:
@@ -107,10 +110,11 @@ class Compiler:
 
     def _update(self, view: HostView) -> None:
         parts = self._parts
-        parts.put(("static",), (), _checked_static_flows)
+        placement = self.placement
+        parts.put(("static",), (), _checked_static_flows, placement)
         networks = tuple(sorted({p.network for p in view.ports}))
         parts.put(("uplinks",), (view.uplinks, networks),
-                  build.uplink_flows, view.uplinks, networks)
+                  build.uplink_flows, view.uplinks, networks, placement)
 
         filtered = [p for p in view.ports if p.port_security_enabled]
         compiled = sorted({g for p in filtered for g in p.effective_groups})
@@ -126,7 +130,7 @@ class Compiler:
                 nums = tuple(numbers[g] for g in port.effective_groups)
                 stateful = view.is_stateful(port)
                 parts.put(("port", port.id), (port, nums, stateful),
-                          build.port_flows, port, nums, stateful)
+                          build.port_flows, port, nums, stateful, placement)
         self._numbers = numbers
         parts.keep_only("port", {p.id for p in view.ports})
 
@@ -222,8 +226,8 @@ class Compiler:
             self._parts.put(("member", addr), refs, build.member_flows, addr, refs)
 
 
-def _checked_static_flows() -> list[Flow]:
-    flows = build.static_flows()
+def _checked_static_flows(placement: pipeline.Placement) -> list[Flow]:
+    flows = build.static_flows(placement)
     try:
         pipeline.check_misses(flows)
     except ValueError as e:

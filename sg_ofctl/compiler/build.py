@@ -45,8 +45,8 @@ class RemoteRef(NamedTuple):
         return "|".join(self)
 
 
-def zone_of(network: int) -> int:
-    return network + 1
+def zone_of(network: int, placement: P.Placement = P.STANDALONE) -> int:
+    return placement.zone(network)
 
 
 def _load(reg: P.Register, value: int, ofs: int = 0, nbits: int = 32) -> Load:
@@ -63,7 +63,7 @@ def _m(**fields):
 
 # ---- shared tables --------------------------------------------------------------
 
-def static_flows() -> list[Flow]:
+def static_flows(placement: P.Placement = P.STANDALONE) -> list[Flow]:
     flows = []
     c = ids.cookie(ids.KIND_STATIC, "static")
     add = lambda table, prio, actions, **m: flows.append(_flow(table, prio, _m(**m), actions, c))  # noqa: E731
@@ -90,8 +90,9 @@ def static_flows() -> list[Flow]:
     add("egress_guard", 80, [], eth_type=ETH_IPV6, ipv6_src=0)
     add("egress_guard", 0, [Goto("egress_ct")])
 
-    # forward: anything not for a filtered local port.
-    add("forward", 0, [Normal()])
+    # forward: anything not for a filtered local port (in Neutron's br-int, what
+    # no port's exit flow took: unfiltered ports' traffic, as its driver does).
+    add("forward", 0, [Resubmit("neutron_egress_normal")] if placement.neutron else [Normal()])
 
     # ingress_guard: pop a trunk's VLAN tag, then what always reaches a VM.
     add("ingress_guard", 200, [PopVlan(), Resubmit("ingress_guard")],
@@ -113,17 +114,19 @@ def static_flows() -> list[Flow]:
 
 # ---- uplinks and ports ----------------------------------------------------------
 
-def uplink_flows(uplinks: Iterable[int], networks: Iterable[int]) -> list[Flow]:
+def uplink_flows(uplinks: Iterable[int], networks: Iterable[int],
+                 placement: P.Placement = P.STANDALONE) -> list[Flow]:
     """Trunk/tunnel ports: tagged frames of a local network, untagged ones as network 0."""
     flows = []
     for ofport in uplinks:
         c = ids.cookie(ids.KIND_UPLINK, f"uplink:{ofport}")
         flows.append(_flow("classify", 50, _m(in_port=ofport, vlan_vid=0),
-                           [_load(P.ZONE, zone_of(0)), Goto("forward")], c))
+                           [_load(P.ZONE, zone_of(0, placement)), Goto("forward")], c))
         for net in networks:
             if net:
                 flows.append(_flow("classify", 50, _m(in_port=ofport, vlan_vid=VLAN_PRESENT | net),
-                                   [_load(P.ZONE, zone_of(net)), Goto("forward")], c))
+                                   [_load(P.ZONE, zone_of(net, placement)), Goto("forward")],
+                                   c))
     return flows
 
 
@@ -153,13 +156,16 @@ def source_bindings(port: Port) -> list[tuple[str, str]]:
     return list(dict.fromkeys(pairs))
 
 
-def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool) -> list[Flow]:
+def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool,
+               placement: P.Placement = P.STANDALONE) -> list[Flow]:
     c = ids.cookie(ids.KIND_PORT, port.id)
-    o, zone = port.ofport, zone_of(port.network)
+    o, zone = port.ofport, zone_of(port.network, placement)
     if o is None:
         raise ValueError(f"port {port.id} has no ofport")
+    hooks = neutron_hooks(port, placement) if placement.neutron else []
     if not port.port_security_enabled:
-        return [_flow("classify", 100, _m(in_port=o), [_load(P.ZONE, zone), Goto("forward")], c)]
+        return hooks + [_flow("classify", 100, _m(in_port=o),
+                              [_load(P.ZONE, zone), Goto("forward")], c)]
     flags = 0 if stateful else P.FLAG_STATELESS
     bindings = source_bindings(port)
     macs = list(dict.fromkeys(mac for mac, _ in bindings))
@@ -202,9 +208,38 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool) -> li
         flows.append(_flow("forward", 100, _m(**{P.ZONE.field: zone}, eth_dst=_mac_int(mac)),
                            [_load(P.DST_PORT, o), _load(P.FLAGS, flags), Goto("ingress_guard")],
                            c))
-    flows.append(_flow("ingress_output", 100, _m(**{P.DST_PORT.field: o}), [Output(o)], c))
+    output: list[Action] = [Output(o)]
+    if placement.neutron:
+        exit_regs = neutron_registers(port)
+        output = exit_regs + [Resubmit("neutron_accepted_ingress"), Output(o)]
+        flows.append(_flow("forward", 50, _m(**{P.SRC_PORT.field: o}),
+                           exit_regs + [Resubmit("neutron_accepted_egress")], c))
+    flows.append(_flow("ingress_output", 100, _m(**{P.DST_PORT.field: o}), output, c))
     # One IPv6 address may be bound to two MACs: its NA flow is the same for both.
-    return list({f.key: f for f in flows}.values())
+    return list({f.key: f for f in hooks + flows}.values())
+
+
+def neutron_registers(port: Port) -> list[Action]:
+    """reg5 = ofport, reg6 = local VLAN: what Neutron's accepted-traffic consumers read."""
+    assert port.ofport is not None
+    return [Load(P.NEUTRON_PORT_REG, port.ofport), Load(P.NEUTRON_NET_REG, port.network)]
+
+
+def neutron_hooks(port: Port, placement: P.Placement) -> list[Flow]:
+    """Neutron's transient table: the port's own packets (by in_port) to `classify`;
+    a filtered port's incoming packets (its MACs on its local VLAN) to `forward`,
+    which takes them to the ingress stages."""
+    c = ids.cookie(ids.KIND_PORT, port.id)
+    flows = [_flow("neutron_transient", 100, _m(in_port=port.ofport), [Goto("classify")], c)]
+    if port.port_security_enabled:
+        macs = dict.fromkeys([port.mac] + [p.mac_address for p in port.allowed_address_pairs
+                                           if p.mac_address])
+        for mac in macs:
+            flows.append(_flow("neutron_transient", 90,
+                               _m(eth_dst=_mac_int(mac), vlan_vid=VLAN_PRESENT | port.network),
+                               [_load(P.ZONE, zone_of(port.network, placement)),
+                                Goto("forward")], c))
+    return flows
 
 
 # ---- rules ----------------------------------------------------------------------

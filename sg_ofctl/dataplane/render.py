@@ -61,7 +61,11 @@ if NXAC2PT_METER_ID not in _Controller2Prop._TYPES:
 # ---- names and numbers ----------------------------------------------------------
 
 def table_names(first_table: int = pipeline.DEFAULT_FIRST_TABLE) -> dict[int, str]:
-    return {pipeline.table_number(t.name, first_table): t.name for t in pipeline.TABLES}
+    """Table number -> name: ours, and Neutron's br-int tables that the Neutron
+    placement's flows live in or jump to (ours win on a clash)."""
+    names = {number: name for name, number in pipeline.NEUTRON_TABLE_NUMBERS.items()}
+    names.update({pipeline.table_number(t.name, first_table): t.name for t in pipeline.TABLES})
+    return names
 
 
 def _full(name: str) -> int:
