@@ -23,8 +23,8 @@ if [ ! -x .venv-neutron/bin/python ]; then
 fi
 if ! .venv-neutron/bin/python -c "
 import importlib.metadata as m, sys
-sys.exit(m.version('neutron') != '$NEUTRON_VERSION')
-import sg_ofctl.neutron, testscenarios, oslotest" 2>/dev/null; then
+import sg_ofctl.neutron.firewall, testscenarios, oslotest
+sys.exit(m.version('neutron') != '$NEUTRON_VERSION')" 2>/dev/null; then
   echo "==> installing neutron $NEUTRON_VERSION and its test libraries into .venv-neutron (minutes)"
   .venv-neutron/bin/pip install -q --disable-pip-version-check "neutron==$NEUTRON_VERSION" \
       fixtures testtools testscenarios testresources oslotest ddt WebTest PyMySQL

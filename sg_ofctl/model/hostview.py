@@ -130,7 +130,8 @@ class HostView:
 
     def __post_init__(self):
         groups = dict(self.groups)
-        if any(p.port_security_enabled and not p.security_groups for p in self.ports):
+        if any(p.port_security_enabled and not p.security_groups and not p.explicit_groups
+               for p in self.ports):
             groups.setdefault(DEFAULT_GROUP, default_group())
         object.__setattr__(self, "groups", groups)
         object.__setattr__(self, "ports", tuple(self.ports))

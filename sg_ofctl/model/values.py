@@ -301,7 +301,10 @@ class AddressPair:
 @dataclass(frozen=True, slots=True)
 class Port:
     """An instance NIC.  `network` is its VLAN tag on the bridge (0 = untagged)
-    and the key of its conntrack zone; `ofport` is set once it is on a bridge."""
+    and the key of its conntrack zone; `ofport` is set once it is on a bridge.
+    `explicit_groups`: `security_groups` is the whole list even when empty (a
+    port with "no security group", as in Neutron: it passes only what a VM needs
+    to boot); otherwise an empty list means `default`."""
 
     id: str
     mac: str
@@ -312,6 +315,7 @@ class Port:
     network: int = 0
     ofport: int | None = None
     name: str = ""
+    explicit_groups: bool = False
 
     def __post_init__(self):
         _require_str("port.id", self.id)
@@ -338,6 +342,9 @@ class Port:
             raise ValidationError(what, list(groups or pairs),
                                   "port security is disabled on this port")
         object.__setattr__(self, "network", _require_int("network", self.network, 0, 4094))
+        if not isinstance(self.explicit_groups, bool):
+            raise ValidationError("explicit_groups", self.explicit_groups,
+                                  "must be true or false")
         if self.ofport is not None:
             object.__setattr__(self, "ofport", _require_int("ofport", self.ofport, 1, 0xfeff))
 
@@ -346,6 +353,8 @@ class Port:
         """The port's groups; `default` when it has none (and port security is on)."""
         if not self.port_security_enabled:
             return ()
+        if self.explicit_groups:
+            return self.security_groups
         return self.security_groups or (DEFAULT_GROUP,)
 
     def addresses(self) -> tuple[str, ...]:
