@@ -68,8 +68,8 @@ def group_from_neutron(group_id: str, rules: Iterable[Mapping],
         try:
             rule = rule_from_neutron(group_id, raw)
         except ValidationError as e:
-            errors.append(f"group {group_id}: rule {dict(raw) if isinstance(raw, Mapping) else raw!r}"
-                          f" refused: {e}")
+            shown = dict(raw) if isinstance(raw, Mapping) else raw
+            errors.append(f"group {group_id}: rule {shown!r} refused: {e}")
             continue
         flags.add(raw.get("stateful", True) is not False)
         out.setdefault(rule.identity(), rule)
