@@ -186,8 +186,8 @@ NEUTRON_TABLES = (
           ("in_port", "eth_dst", "vlan_vid"), ("classify", "forward"), miss="NORMAL"),
     Table("neutron_accepted_egress", "exit (Neutron)",
           "Neutron's ACCEPTED_EGRESS_TRAFFIC table (logging, FWaaS), then its egress-normal "
-          "table; reg5 = ofport, reg6 = local VLAN, as its consumers read them", (), (),
-          miss="NORMAL"),
+          "table; reg5 = ofport, reg6 = local VLAN, as its consumers read them", (),
+          ("neutron_egress_normal",), miss="NORMAL"),
     Table("neutron_egress_normal", "exit (Neutron)",
           "Neutron's ACCEPTED_EGRESS_TRAFFIC_NORMAL table: NORMAL", (), (), miss="NORMAL"),
     Table("neutron_accepted_ingress", "exit (Neutron)",

@@ -166,7 +166,11 @@ def test_neutron_placement_hooks_exits_and_zone():
     assert out[0].endswith("resubmit(,neutron_accepted_ingress),output:1")
     assert any(t.startswith("table=forward,priority=0") and
                t.endswith("actions=resubmit(,neutron_egress_normal)") for t in text)
-    assert not any("NORMAL" in t for t in text)  # NORMAL only through Neutron's table 94
+    # NORMAL only in Neutron's table 94, which its consumers' table 91 leads to
+    assert [t for t in text if "NORMAL" in t] == [
+        t for t in text if t.startswith("table=neutron_egress_normal,priority=1,")]
+    assert any(t.startswith("table=neutron_accepted_egress,priority=1,") and
+               t.endswith("actions=resubmit(,neutron_egress_normal)") for t in text)
 
 
 def test_neutron_placement_numbers_tables_around_neutrons():

@@ -93,6 +93,13 @@ def static_flows(placement: P.Placement = P.STANDALONE) -> list[Flow]:
     # forward: anything not for a filtered local port (in Neutron's br-int, what
     # no port's exit flow took: unfiltered ports' traffic, as its driver does).
     add("forward", 0, [Resubmit("neutron_egress_normal")] if placement.neutron else [Normal()])
+    if placement.neutron:
+        # The tables Neutron's firewall driver sets up for the parties after it
+        # (logging, FWaaS): accepted egress -> egress-normal -> NORMAL; accepted
+        # ingress and dropped traffic end there.  Its priorities, its actions.
+        add("neutron_accepted_egress", 1, [Resubmit("neutron_egress_normal")])
+        add("neutron_egress_normal", 1, [Normal()])
+        add("neutron_accepted_ingress", 0, [])
 
     # ingress_guard: pop a trunk's VLAN tag, then what always reaches a VM.
     add("ingress_guard", 200, [PopVlan(), Resubmit("ingress_guard")],

@@ -19,7 +19,8 @@ import subprocess
 from sg_ofctl import pipeline
 from sg_ofctl.compiler import FlowDiff
 from sg_ofctl.compiler.flows import Flow, format_match
-from sg_ofctl.compiler.ids import COOKIE_SIGNATURE, COOKIE_SIGNATURE_MASK, KIND_PORT
+from sg_ofctl.compiler.ids import (COOKIE_SIGNATURE, COOKIE_SIGNATURE_MASK, KIND_PORT,
+                                   KIND_STATIC, cookie)
 from sg_ofctl.dataplane import render
 from sg_ofctl.dataplane.render import FlowParseError
 
@@ -28,6 +29,8 @@ SEND_CHUNK = 256 * 1024
 HOOK_PRIORITIES = (90, 100)
 PORT_COOKIE_MASK = 0xFF << 56
 PORT_COOKIE = COOKIE_SIGNATURE | KIND_PORT << 56
+STATIC_COOKIE_MASK = (1 << 64) - 1
+STATIC_COOKIE = cookie(KIND_STATIC, "static")
 
 
 def is_ours(flow: Flow) -> bool:
@@ -35,11 +38,12 @@ def is_ours(flow: Flow) -> bool:
     cookie signature in our tables; in Neutron's transient table only our hooks
     (port cookies at the hook priorities), never the agent's own flows, whose
     random cookie may share our signature."""
-    if flow.table != "neutron_transient":
-        return flow.table in pipeline.TABLE_BY_NAME and \
-            flow.table not in pipeline.NEUTRON_TABLE_NUMBERS
-    return flow.priority in HOOK_PRIORITIES and \
-        flow.cookie & PORT_COOKIE_MASK == PORT_COOKIE
+    if flow.table == "neutron_transient":
+        return flow.priority in HOOK_PRIORITIES and \
+            flow.cookie & PORT_COOKIE_MASK == PORT_COOKIE
+    if flow.table in pipeline.NEUTRON_TABLE_NUMBERS:
+        return flow.cookie & STATIC_COOKIE_MASK == STATIC_COOKIE
+    return flow.table in pipeline.TABLE_BY_NAME
 
 
 class AgentOpenFlowChannel:
@@ -116,6 +120,10 @@ class OfctlChannel:
                  for t in pipeline.TABLES]
         transient = pipeline.NEUTRON_TABLE_NUMBERS["neutron_transient"]
         lines.append(f"delete table={transient},cookie={PORT_COOKIE:#x}/{PORT_COOKIE_MASK:#x}")
+        for name in ("neutron_accepted_egress", "neutron_egress_normal",
+                     "neutron_accepted_ingress"):
+            lines.append(f"delete table={pipeline.NEUTRON_TABLE_NUMBERS[name]},"
+                         f"cookie={STATIC_COOKIE:#x}/{STATIC_COOKIE_MASK:#x}")
         return lines
 
     def apply(self, change: FlowDiff, clear_first: bool = False) -> None:

@@ -201,10 +201,11 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
             raise
 
     def _reserve_hook_cookies(self) -> None:
-        """Our flows in the agent's transient table survive its stale-cookie clean-up."""
+        """Our flows in the agent's tables (60, 91, 92, 94) survive its stale-cookie
+        clean-up."""
         reserved = getattr(self.bridge, "_reserved_cookies", None)
         if reserved is None:
             return
         for flow in self._compiler.flows.values():
-            if flow.table == "neutron_transient":
+            if flow.table in pipeline.NEUTRON_TABLE_NUMBERS:
                 reserved.add(flow.cookie)
