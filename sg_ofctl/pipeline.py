@@ -35,6 +35,7 @@ FIELDS = {f.name: f for f in (
     Field("tcp_dst", "int", 16, "tcp_dst"),
     Field("udp_src", "int", 16, "udp_src"),
     Field("udp_dst", "int", 16, "udp_dst"),
+    Field("sctp_src", "int", 16, "sctp_src"),
     Field("sctp_dst", "int", 16, "sctp_dst"),
     Field("icmpv4_type", "int", 8, "icmp_type"),
     Field("icmpv4_code", "int", 8, "icmp_code"),
@@ -93,7 +94,8 @@ CT_STATE_NAMES = (("new", CT_NEW), ("est", CT_EST), ("rel", CT_REL), ("rpl", CT_
                   ("inv", CT_INV), ("trk", CT_TRK))
 
 _L3 = ("ip_proto", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst")
-_L4 = ("tcp_src", "tcp_dst", "udp_src", "udp_dst", "sctp_dst", "icmpv4_type", "icmpv4_code",
+_L4 = ("tcp_src", "tcp_dst", "udp_src", "udp_dst", "sctp_src", "sctp_dst", "icmpv4_type",
+       "icmpv4_code",
        "icmpv6_type", "icmpv6_code")
 
 

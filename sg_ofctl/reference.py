@@ -214,6 +214,10 @@ class Reference:
             low, high = rule.port_range
             if pkt.dport is None or not low <= pkt.dport <= high:
                 return False
+        if rule.source_port_range is not None:
+            low, high = rule.source_port_range
+            if pkt.sport is None or not low <= pkt.sport <= high:
+                return False
         icmp_type, icmp_code = rule.icmp_type_code
         if icmp_type is not None and pkt.icmp_type != icmp_type:
             return False

@@ -201,3 +201,16 @@ def test_member_change_costs_one_flow_mod_per_table():
     state.set_members("rg", {"IPv4": [("10.9.0.1", MAC), ("10.9.0.2", MAC)]})
     change = compiler.update(state.host_view()[0])
     assert (len(change.add), len(change.modify), len(change.delete)) == (1, 0, 0)
+
+
+def test_source_port_range_is_matched_and_bad_ones_are_refused():
+    rule = rule_from_neutron("sg1", {"direction": "egress", "ethertype": "IPv4",
+                                     "protocol": "tcp", "source_port_range_min": 12345,
+                                     "source_port_range_max": 12346})
+    assert rule.source_port_range == (12345, 12346)
+    from sg_ofctl.compiler.build import rule_l4_matches
+    assert [m["tcp_src"] for m in rule_l4_matches(rule)] == [(12345, None), (12346, None)]
+    with pytest.raises(ValidationError, match="source_port_range_min"):
+        rule_from_neutron("sg1", {"direction": "egress", "ethertype": "IPv4",
+                                  "protocol": "icmp", "source_port_range_min": 1,
+                                  "source_port_range_max": 2})

@@ -18,6 +18,7 @@ ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
 ETH_OF = {"IPv4": ETH_IP, "IPv6": ETH_IPV6}
 UDP, ICMPV6 = 17, 58
 PORT_FIELD = {6: "tcp_dst", 17: "udp_dst", 132: "sctp_dst"}
+SOURCE_PORT_FIELD = {6: "tcp_src", 17: "udp_src", 132: "sctp_src"}
 VLAN_PRESENT = 0x1000
 # ICMPv6 types: RS, RA, NS, NA, redirect; MLD query, report, done, v2 report.
 RS, RA, NS, NA, REDIRECT = 133, 134, 135, 136, 137
@@ -253,13 +254,18 @@ def neutron_hooks(port: Port, placement: P.Placement) -> list[Flow]:
 
 def rule_l4_matches(rule: Rule) -> list[dict]:
     """The protocol/port/ICMP part of a rule, one dict per value/mask."""
-    base = {"eth_type": ETH_OF[rule.ethertype]}
+    base: dict[str, object] = {"eth_type": ETH_OF[rule.ethertype]}
     if rule.ip_proto is None:
         return [base]
     base["ip_proto"] = rule.ip_proto
-    if rule.ip_proto in PORT_PROTOCOLS and rule.port_range:
-        field = PORT_FIELD[rule.ip_proto]
-        return [{**base, field: vm} for vm in range_to_masks(*rule.port_range)]
+    if rule.ip_proto in PORT_PROTOCOLS and (rule.port_range or rule.source_port_range):
+        out: list[dict[str, object]] = [base]
+        for fields, rng in ((PORT_FIELD, rule.port_range),
+                            (SOURCE_PORT_FIELD, rule.source_port_range)):
+            if rng:
+                field = fields[rule.ip_proto]
+                out = [{**m, field: vm} for m in out for vm in range_to_masks(*rng)]
+        return out
     if rule.ip_proto in ICMP_NUMBERS:
         icmp_type, icmp_code = rule.icmp_type_code
         prefix = "icmpv4" if rule.ip_proto == 1 else "icmpv6"

@@ -142,6 +142,10 @@ class Rule:
     remote_group_id: str | None = None
     action: str = "allow"
     description: str = ""
+    # Source ports: no Neutron API field, but its drivers take them (the firewall
+    # driver's rule dicts may carry them); only the Neutron integration sets them.
+    source_port_range_min: int | None = None
+    source_port_range_max: int | None = None
     ip_proto: int | None = field(default=None, init=False, compare=False)
     normalized_cidr: str | None = field(default=None, init=False, compare=False)
 
@@ -155,6 +159,7 @@ class Rule:
         proto = parse_protocol(self.protocol, self.ethertype)
         object.__setattr__(self, "ip_proto", proto)
         self._check_ports(proto)
+        self._check_source_ports(proto)
         self._check_remote()
 
     def _check_ports(self, proto):
@@ -185,6 +190,30 @@ class Rule:
             raise ValidationError("port_range_min", lo, f"is greater than port_range_max {hi}")
         object.__setattr__(self, "port_range_min", lo)
         object.__setattr__(self, "port_range_max", hi)
+
+    def _check_source_ports(self, proto):
+        lo, hi = self.source_port_range_min, self.source_port_range_max
+        if lo is None and hi is None:
+            return
+        if proto not in PORT_PROTOCOLS:
+            raise ValidationError("source_port_range_min", lo, f"protocol {self.protocol!r} "
+                                  "has no ports Open vSwitch can match (use tcp, udp or sctp)")
+        if lo is None or hi is None:
+            missing = "source_port_range_min" if lo is None else "source_port_range_max"
+            raise ValidationError(missing, None, "a source port range needs both min and max")
+        lo = _require_int("source_port_range_min", lo, 1, 65535)
+        hi = _require_int("source_port_range_max", hi, 1, 65535)
+        if lo > hi:
+            raise ValidationError("source_port_range_min", lo,
+                                  f"is greater than source_port_range_max {hi}")
+
+    @property
+    def source_port_range(self) -> tuple[int, int] | None:
+        """(min, max) of the source port, None when any."""
+        low, high = self.source_port_range_min, self.source_port_range_max
+        if low is None or high is None or (low, high) == (1, 65535):
+            return None
+        return low, high
 
     def _check_remote(self):
         if self.remote_ip_prefix is not None and self.remote_group_id is not None:
@@ -227,10 +256,12 @@ class Rule:
     def identity(self) -> tuple:
         """What makes two rules duplicates (Neutron: everything but id/description)."""
         rng = self.port_range
-        return (self.direction, self.ethertype, self.ip_proto,
-                rng if self.ip_proto in PORT_PROTOCOLS else self.icmp_type_code,
-                str(self.remote_net) if self.remote_net else None,
-                self.remote_group_id, self.action)
+        identity = (self.direction, self.ethertype, self.ip_proto,
+                    rng if self.ip_proto in PORT_PROTOCOLS else self.icmp_type_code,
+                    str(self.remote_net) if self.remote_net else None,
+                    self.remote_group_id, self.action)
+        source = self.source_port_range
+        return identity if source is None else identity + (source,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,9 @@ def rule_from_neutron(group_id: str, rule: Mapping) -> Rule:
     fields = dict(direction=direction, ethertype=rule.get("ethertype", "IPv4"),
                   protocol=rule.get("protocol"), port_range_min=rule.get("port_range_min"),
                   port_range_max=rule.get("port_range_max"), remote_ip_prefix=prefix,
-                  remote_group_id=remote)
+                  remote_group_id=remote,
+                  source_port_range_min=rule.get("source_port_range_min"),
+                  source_port_range_max=rule.get("source_port_range_max"))
     key = tuple(sorted((k, str(v)) for k, v in fields.items()))
     return Rule(id=_rule_id(group_id, key), security_group_id=group_id, **fields)
 

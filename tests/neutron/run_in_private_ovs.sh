@@ -3,6 +3,7 @@
 # own network namespace, userspace ovs-vswitchd), runs Neutron's functional
 # firewall tests in that namespace with .venv-neutron, stops and removes it all.
 # Usage: [FW_DRIVER=module:Class] run_in_private_ovs.sh RUNDIR [test substrings...]
+#        NFW_SCRIPT=contract.py run_in_private_ovs.sh RUNDIR   (the contract test)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 rundir=$1; shift
@@ -31,6 +32,7 @@ export OS_ROOTWRAP_CMD="sudo -E env PATH=$venv/bin:$PATH"
 export OS_LOG_PATH="$rundir/logs"
 cd "$rundir"   # not the repo: nothing named neutron/ may shadow the package
 set +e
-ip netns exec "$ns" "$venv/bin/python" "$here/tests/neutron/run_neutron_fw_tests.py" "$@"
+script=${NFW_SCRIPT:-run_neutron_fw_tests.py}
+ip netns exec "$ns" "$venv/bin/python" "$here/tests/neutron/$script" "$@"
 rc=$?
 exit $rc
