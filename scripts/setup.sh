@@ -29,7 +29,7 @@ stamp=".venv/.sg-ofctl-setup.cfg.sha256"
 want=$(sha256sum setup.cfg | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
     || ! .venv/bin/python -c "import sg_ofctl, pytest, hypothesis, os_ken, ovsdbapp, mypy" 2>/dev/null \
-    || [ ! -x .venv/bin/ruff ]; then
+    || [ ! -x .venv/bin/ruff ] || [ ! -x .venv/bin/bashate ]; then
   echo "==> installing sg-ofctl and test dependencies into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
   echo "$want" > "$stamp"

@@ -214,3 +214,9 @@ def test_source_port_range_is_matched_and_bad_ones_are_refused():
         rule_from_neutron("sg1", {"direction": "egress", "ethertype": "IPv4",
                                   "protocol": "icmp", "source_port_range_min": 1,
                                   "source_port_range_max": 2})
+
+
+def test_unknown_rule_key_refuses_the_rule():
+    group, errors = group_from_neutron("sg1", [
+        {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "dscp_mark": 10}])
+    assert group.rules == () and "dscp_mark" in errors[0]

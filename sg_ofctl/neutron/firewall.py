@@ -13,6 +13,7 @@ installed, so nothing that was right is sent again."""
 from __future__ import annotations
 
 import logging
+import time
 from types import SimpleNamespace
 
 from neutron.agent import firewall
@@ -33,6 +34,13 @@ OPTS = [
                max=254 - len(pipeline.TABLES),
                help="br-int table of sg-ofctl's first table; its 17 tables follow. "
                     "Must be above Neutron's own tables (94)."),
+    cfg.IntOpt("audit_period", default=300, min=0,
+               help="Seconds after which the next batch reads br-int back and repairs "
+                    "any difference from the desired flows (0: only at start and after "
+                    "an Open vSwitch restart)."),
+    cfg.StrOpt("log_level", default="INFO",
+               choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+               help="Level of the driver's own log messages."),
 ]
 DEAD_VLAN = 4095
 
@@ -59,7 +67,11 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
             integration_bridge = ovs_lib.OVSBridge(cfg.CONF.OVS.integration_bridge)
         self.bridge = integration_bridge
         self.int_br = SimpleNamespace(br=integration_bridge)  # as OVSFirewallDriver's
-        self.placement = pipeline.neutron_placement(cfg.CONF.sg_ofctl.first_table)
+        conf = cfg.CONF.sg_ofctl
+        logging.getLogger("sg_ofctl").setLevel(conf.log_level)
+        self.placement = pipeline.neutron_placement(conf.first_table)
+        self.audit_period = conf.audit_period
+        self._last_sync = 0.0
         if hasattr(integration_bridge, "_get_dp"):
             self.channel = AgentOpenFlowChannel(integration_bridge,
                                                 self.placement.first_table)
@@ -176,6 +188,8 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
         for device, reason in refused:
             LOG.error("sg-ofctl: port %s gets no flows (its traffic is dropped): %s",
                       device, reason)
+        if self.audit_period and time.monotonic() - self._last_sync > self.audit_period:
+            self._synced = False  # audit: diff against what br-int really has
         try:
             change = self._compiler.update(view)
             first = not self._synced
@@ -192,6 +206,10 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
                 else:
                     self.channel.apply(change)
                 self.bundles_sent += 1
+            if first:
+                self._last_sync = time.monotonic()
+                LOG.info("sg-ofctl: br-int read back and synchronised with %d flow mods",
+                         len(change))
             self._synced = True
             self.last_flow_mods = len(change)
         except Exception:

@@ -37,10 +37,26 @@ def _rule_id(group_id: str, fields: tuple) -> str:
     return f"{group_id}/{digest}"
 
 
+MATCH_KEYS = frozenset((
+    "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+    "source_port_range_min", "source_port_range_max", "source_ip_prefix", "dest_ip_prefix",
+    "remote_ip_prefix", "normalized_cidr", "remote_group_id", "remote_address_group_id",
+    "stateful"))
+# Keys that say nothing about which packets match.
+INFO_KEYS = frozenset(("id", "security_group_id", "description", "tenant_id", "project_id",
+                       "revision_number", "created_at", "updated_at", "tags",
+                       "belongs_to_default_sg", "standard_attr_id"))
+
+
 def rule_from_neutron(group_id: str, rule: Mapping) -> Rule:
-    """One converted Neutron rule dict -> Rule (ValidationError names the field)."""
+    """One converted Neutron rule dict -> Rule (ValidationError names the field).
+    A key this driver does not know is refused: ignoring a match it does not
+    understand would allow more than the rule does."""
     if not isinstance(rule, Mapping):
         raise ValidationError("security_group_rules", rule, "each rule must be a mapping")
+    for key in rule:
+        if key not in MATCH_KEYS and key not in INFO_KEYS:
+            raise ValidationError(str(key), rule[key], "unknown rule field")
     direction = rule.get("direction")
     prefix_key = "source_ip_prefix" if direction == "ingress" else "dest_ip_prefix"
     prefix = rule.get("normalized_cidr") or rule.get(prefix_key) or rule.get("remote_ip_prefix")
