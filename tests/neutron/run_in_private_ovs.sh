@@ -33,6 +33,7 @@ export OS_LOG_PATH="$rundir/logs"
 cd "$rundir"   # not the repo: nothing named neutron/ may shadow the package
 set +e
 script=${NFW_SCRIPT:-run_neutron_fw_tests.py}
-ip netns exec "$ns" "$venv/bin/python" "$here/tests/neutron/$script" "$@"
+[[ $script == /* ]] || script=$here/tests/neutron/$script
+ip netns exec "$ns" "$venv/bin/python" "$script" "$@"
 rc=$?
 exit $rc
