@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-neutron.sh   # Neutron in .venv-neutron, for the driver's root tests
 echo "==> ruff (lint) and mypy (types of the pure core)"
 .venv/bin/ruff check --quiet .
 .venv/bin/mypy --no-error-summary
