@@ -220,3 +220,21 @@ def test_unknown_rule_key_refuses_the_rule():
     group, errors = group_from_neutron("sg1", [
         {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "dscp_mark": 10}])
     assert group.rules == () and "dscp_mark" in errors[0]
+
+
+def test_only_the_neutron_package_imports_neutron():
+    import ast
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parent.parent / "sg_ofctl"
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.parent.name == "neutron" and path.parent.parent == root:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n == "neutron" or n.startswith(("neutron.", "neutron_lib")) for n in names):
+                offenders.append(str(path))
+    assert offenders == []
+    translate = (root / "neutron" / "translate.py").read_text()
+    assert "import neutron" not in translate and "from neutron" not in translate
