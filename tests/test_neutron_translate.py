@@ -238,3 +238,11 @@ def test_only_the_neutron_package_imports_neutron():
     assert offenders == []
     translate = (root / "neutron" / "translate.py").read_text()
     assert "import neutron" not in translate and "from neutron" not in translate
+
+
+def test_destination_ip_prefix_is_read_as_dest_ip_prefix():
+    # Neutron's functional tests write it so; its own driver silently ignores the key
+    # (and allows every destination): we match it.
+    rule = rule_from_neutron("sg1", {"direction": "egress", "ethertype": "IPv6",
+                                     "protocol": "icmp", "destination_ip_prefix": "2001:db8::2"})
+    assert str(rule.remote_net) == "2001:db8::2/128"

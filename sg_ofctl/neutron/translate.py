@@ -40,6 +40,7 @@ def _rule_id(group_id: str, fields: tuple) -> str:
 MATCH_KEYS = frozenset((
     "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
     "source_port_range_min", "source_port_range_max", "source_ip_prefix", "dest_ip_prefix",
+    "destination_ip_prefix",
     "remote_ip_prefix", "normalized_cidr", "remote_group_id", "remote_address_group_id",
     "stateful"))
 # Keys that say nothing about which packets match.
@@ -58,8 +59,11 @@ def rule_from_neutron(group_id: str, rule: Mapping) -> Rule:
         if key not in MATCH_KEYS and key not in INFO_KEYS:
             raise ValidationError(str(key), rule[key], "unknown rule field")
     direction = rule.get("direction")
-    prefix_key = "source_ip_prefix" if direction == "ingress" else "dest_ip_prefix"
-    prefix = rule.get("normalized_cidr") or rule.get(prefix_key) or rule.get("remote_ip_prefix")
+    if direction == "ingress":
+        prefix = rule.get("source_ip_prefix")
+    else:  # Neutron's own functional tests also write destination_ip_prefix
+        prefix = rule.get("dest_ip_prefix") or rule.get("destination_ip_prefix")
+    prefix = rule.get("normalized_cidr") or prefix or rule.get("remote_ip_prefix")
     remote = rule.get("remote_group_id") or rule.get("remote_address_group_id")
     fields = dict(direction=direction, ethertype=rule.get("ethertype", "IPv4"),
                   protocol=rule.get("protocol"), port_range_min=rule.get("port_range_min"),
