@@ -151,10 +151,9 @@ TABLES = (
           ("reg4", "reg5", "eth_type", "reg0"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
-          "stages; anything else to OVS NORMAL (in Neutron's br-int: a filtered port's "
-          "traffic to its accepted-egress table, the rest to its egress-normal table)",
-          ("reg2", "eth_dst", "reg0"),
-          ("ingress_guard", "neutron_accepted_egress", "neutron_egress_normal"),
+          "stages; anything else to OVS NORMAL (in Neutron's br-int: to its "
+          "accepted-egress table, which ends in NORMAL)",
+          ("reg2", "eth_dst"), ("ingress_guard", "neutron_accepted_egress"),
           miss="NORMAL"),
     Table("ingress_guard", "ingress conntrack",
           "VLAN tag popped; ARP, neighbour discovery, router advertisements, MLD and "
@@ -278,8 +277,11 @@ def _miss_of(actions: Sequence[Any]) -> str | None:
         return "NORMAL"
     if len(actions) == 1 and kind == "Goto":
         return f"goto {actions[0].table}"
-    if len(actions) == 1 and kind == "Resubmit" and actions[0].table in NEUTRON_TABLE_NUMBERS:
-        return TABLE_BY_NAME[actions[0].table].miss  # a Neutron table whose miss is ours
+    last = actions[-1]
+    copies = all(type(a).__name__ == "Move" for a in actions[:-1])
+    if copies and type(last).__name__ == "Resubmit" and last.table in NEUTRON_TABLE_NUMBERS:
+        # A Neutron table whose miss is ours (registers copied for its consumers).
+        return TABLE_BY_NAME[last.table].miss
     return None
 
 

@@ -145,14 +145,15 @@ def neutron_map() -> list[str]:
             "- `neutron_transient` priority 90 `dl_dst=<MAC>,dl_vlan=<local VLAN>` -> "
             "zone = VLAN, `forward` (a filtered port's MACs: its own and its allowed "
             "pairs'), the ingress hook for traffic from tunnels, physnets and NORMAL;",
-            f"- `forward` priority 50 `reg0=<ofport>` -> {P.NEUTRON_PORT_REG} = ofport, "
-            f"{P.NEUTRON_NET_REG} = local VLAN, resubmit to `neutron_accepted_egress` (91; "
-            "it resubmits to 94, NORMAL): the accepted egress exit;",
-            "- `ingress_output` -> the same registers, resubmit to "
+            "- `ingress_output` -> reg5 = ofport, reg6 = local VLAN, resubmit to "
             "`neutron_accepted_ingress` (92), then `output:<ofport>`.",
-            "", "`forward`'s miss (unfiltered ports' traffic) is a resubmit to 94. "
+            "", f"`forward`'s miss (accepted egress not for a local filtered port) copies "
+            f"`src_port` to {P.NEUTRON_PORT_REG} and the zone (= local VLAN) to "
+            f"{P.NEUTRON_NET_REG}, then resubmits to `neutron_accepted_egress` (91), which "
+            "goes to 94, NORMAL; both are set up as Neutron's driver does. "
             "Port-security-disabled and trusted (`network:*`) ports get the in_port hook "
-            "and one `classify` flow: no filtering, as with Neutron's driver."]
+            "and one `classify` flow: no filtering, as with Neutron's driver (their "
+            "traffic reaches 91 with reg5 = 0)."]
     return out
 
 

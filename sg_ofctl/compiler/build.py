@@ -8,8 +8,8 @@ from typing import Iterable, NamedTuple
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
 from sg_ofctl.compiler.conntrack import conntrack_flows
-from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Normal, Output, PopVlan,
-                                     Resubmit, intern, ip_value, make_match, set_bits)
+from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Move, Normal, Output,
+                                     PopVlan, Resubmit, intern, ip_value, make_match, set_bits)
 from sg_ofctl.compiler.flows import Action
 from sg_ofctl.compiler.portranges import range_to_masks
 from sg_ofctl.model import ICMP_NUMBERS, PORT_PROTOCOLS, Port, Rule, SecurityGroup
@@ -91,9 +91,15 @@ def static_flows(placement: P.Placement = P.STANDALONE) -> list[Flow]:
     add("egress_guard", 80, [], eth_type=ETH_IPV6, ipv6_src=0)
     add("egress_guard", 0, [Goto("egress_ct")])
 
-    # forward: anything not for a filtered local port (in Neutron's br-int, what
-    # no port's exit flow took: unfiltered ports' traffic, as its driver does).
-    add("forward", 0, [Resubmit("neutron_egress_normal")] if placement.neutron else [Normal()])
+    # forward: anything not for a filtered local port.
+    if placement.neutron:
+        # Accepted egress: reg5 = the sending port (0 for an unfiltered one), reg6 =
+        # its local VLAN (the zone), for Neutron's accepted-egress consumers.
+        add("forward", 0, [Move(P.SRC_PORT.field, P.NEUTRON_PORT_REG),
+                           Move(P.ZONE.field, P.NEUTRON_NET_REG, 16),
+                           Resubmit("neutron_accepted_egress")])
+    else:
+        add("forward", 0, [Normal()])
     if placement.neutron:
         # The tables Neutron's firewall driver sets up for the parties after it
         # (logging, FWaaS): accepted egress -> egress-normal -> NORMAL; accepted
@@ -220,8 +226,6 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool,
     if placement.neutron:
         exit_regs = neutron_registers(port)
         output = exit_regs + [Resubmit("neutron_accepted_ingress"), Output(o)]
-        flows.append(_flow("forward", 50, _m(**{P.SRC_PORT.field: o}),
-                           exit_regs + [Resubmit("neutron_accepted_egress")], c))
     flows.append(_flow("ingress_output", 100, _m(**{P.DST_PORT.field: o}), output, c))
     # One IPv6 address may be bound to two MACs: its NA flow is the same for both.
     return list({f.key: f for f in hooks + flows}.values())

@@ -30,6 +30,15 @@ class Load:
     nbits: int = 32
 
 
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Copy the low `nbits` bits of register `src` into register `dst`."""
+
+    src: str
+    dst: str
+    nbits: int = 32
+
+
 def set_bits(register: str, bits: int) -> Load:
     """Set the contiguous `bits` of a register, leaving its other bits alone."""
     ofs = (bits & -bits).bit_length() - 1
@@ -83,8 +92,8 @@ class Controller:
 
 
 Match = tuple  # tuple[tuple[str, int, int | None], ...]
-Action = Goto | Resubmit | Load | Ct | CtClear | Conjunction | Output | Normal | PopVlan | \
-    Controller
+Action = Goto | Resubmit | Load | Move | Ct | CtClear | Conjunction | Output | Normal | \
+    PopVlan | Controller
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +223,9 @@ def format_action(action) -> str:
         return f"resubmit(,{action.table})"
     if isinstance(action, Load):
         return f"load:{hex(action.value)}->{_reg_slice(action.field, action.ofs, action.nbits)}"
+    if isinstance(action, Move):
+        return (f"move:{_reg_slice(action.src, 0, action.nbits)}->"
+                f"{_reg_slice(action.dst, 0, action.nbits)}")
     if isinstance(action, Ct):
         parts = ["commit"] if action.commit else []
         parts.append(f"zone={_reg_slice(pipeline.ZONE.field, 0, 16)}")

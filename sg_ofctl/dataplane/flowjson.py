@@ -5,7 +5,7 @@ import dataclasses
 
 from sg_ofctl.compiler import flows as F
 
-ACTIONS = {cls.__name__: cls for cls in (F.Goto, F.Resubmit, F.Load, F.Ct, F.CtClear,
+ACTIONS = {cls.__name__: cls for cls in (F.Goto, F.Resubmit, F.Load, F.Move, F.Ct, F.CtClear,
                                          F.Conjunction, F.Output, F.Normal, F.PopVlan)}
 
 

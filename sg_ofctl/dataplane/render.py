@@ -17,7 +17,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from sg_ofctl import pipeline
 from sg_ofctl.compiler.flows import (Conjunction, Controller, Ct, CtClear, Flow, Goto, Load,
-                                     Normal, Output, PopVlan, Resubmit, format_flow,
+                                     Move, Normal, Output, PopVlan, Resubmit, format_flow,
                                      make_match)
 
 ZONE_FIELD = pipeline.ZONE.field
@@ -189,6 +189,9 @@ def _render_action(action, first_table: int):
         if action.ofs == 0 and action.nbits == 32:
             return parser.OFPActionSetField(**{action.field: action.value})
         return _reg_load(action.field, action.value, action.ofs, action.nbits)
+    if isinstance(action, Move):
+        return parser.NXActionRegMove(src_field=action.src, dst_field=action.dst,
+                                      n_bits=action.nbits, src_ofs=0, dst_ofs=0)
     if isinstance(action, Resubmit):
         return parser.NXActionResubmitTable(in_port=RESUBMIT_IN_PORT, table_id=num(action.table))
     if isinstance(action, Ct):
@@ -287,6 +290,10 @@ def _parse_action(a, names: dict[int, str]):
             return Load(a.dst, a.value)
         ofs, nbits = _mask_to_slice(a.mask)
         return Load(a.dst, (a.value & a.mask) >> ofs, ofs, nbits)
+    if isinstance(a, parser.NXActionRegMove):
+        if a.src_ofs or a.dst_ofs:
+            raise FlowParseError(f"move with offsets {a.src_ofs}/{a.dst_ofs}")
+        return Move(a.src_field, a.dst_field, a.n_bits)
     if isinstance(a, parser.NXActionResubmitTable):
         if a.in_port != RESUBMIT_IN_PORT:
             raise FlowParseError(f"resubmit with in_port {a.in_port}")

@@ -18,6 +18,7 @@ cleanup() {
   ip netns delete "$ns" 2>/dev/null || true
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 export OVS_RUNDIR=$rundir OVS_LOGDIR=$rundir OVS_DBDIR=$rundir
 ip netns exec "$ns" ip link set lo up
 ovsdb-tool create "$rundir/conf.db" /usr/share/openvswitch/vswitch.ovsschema
