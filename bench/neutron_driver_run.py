@@ -169,6 +169,8 @@ def main(driver_name, scenario_path):
     with fw.defer_apply():
         fw.prepare_port_filter(port_dict(new))
     result["port_add_seconds"] = round(time.monotonic() - t0, 4)
+    if new["id"] not in fw.ports:
+        raise RuntimeError("the driver did not take the new port: port_add not measured")
     result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["completed"] = True
     print("RESULT " + json.dumps(result), flush=True)

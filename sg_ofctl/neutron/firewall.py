@@ -79,6 +79,7 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
             self.channel = OfctlChannel(integration_bridge.br_name,
                                         self.placement.first_table)
         self._state = NeutronState()
+        self._pending: dict[str, dict | None] = {}  # device -> dict (None: trusted), to locate
         self._compiler = Compiler(self.placement)
         self._deferred = False
         self._synced = False
@@ -115,22 +116,20 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
         self._set_port(port)
 
     def remove_port_filter(self, port):
-        self._state.ports.pop(port.get("device") or port.get("id"), None)
+        device = port.get("device") or port.get("id")
+        self._state.ports.pop(device, None)
+        self._pending.pop(device, None)
         self._apply()
 
     def process_trusted_ports(self, port_ids):
         for device in port_ids:
-            try:
-                ofport, vlan, mac = self._locate(device)
-            except PortNotReady as e:
-                LOG.warning("sg-ofctl: trusted port %s: %s", device, e)
-                continue
-            self._state.ports[device] = LocalPort(device, mac, ofport, vlan)
+            self._pending[device] = None
         self._apply()
 
     def remove_trusted_ports(self, port_ids):
         for device in port_ids:
             self._state.ports.pop(device, None)
+            self._pending.pop(device, None)
         self._apply()
 
     def update_security_group_rules(self, sg_id, rules):
@@ -155,11 +154,30 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
         """Unused by the OVS agent."""
 
     # -- helpers -----------------------------------------------------------------------
-    def _locate(self, device: str) -> tuple[int, int, str]:
-        vif = self.bridge.get_vif_port_by_id(device)
-        if vif is None or not vif.ofport or vif.ofport < 1:
-            raise PortNotReady(f"not on {self.bridge.br_name}")
-        other = self.bridge.db_get_val("Port", vif.port_name, "other_config") or {}
+    def _locate_pending(self) -> None:
+        """Where the ports of this batch are on br-int: ofport and MAC (Interface), local
+        VLAN (Port other_config:tag, written by the agent), in two OVSDB reads for the
+        whole batch, not two per port."""
+        pending, self._pending = self._pending, {}
+        vifs = self.bridge.get_vifs_by_ids(list(pending))
+        names = [v.port_name for v in vifs.values() if v is not None]
+        rows = self.bridge.get_ports_attributes("Port", columns=["name", "other_config"],
+                                                ports=names, if_exists=True) if names else []
+        other = {row["name"]: row["other_config"] or {} for row in rows}
+        for device, port in pending.items():
+            try:
+                ofport, vlan, mac = self._where(vifs.get(device), other)
+            except PortNotReady as e:
+                LOG.warning("sg-ofctl: port %s is not filtered yet: %s", device, e)
+                self._state.ports.pop(device, None)
+                continue
+            mac = (port or {}).get("mac_address") or mac
+            self._state.ports[device] = LocalPort(device, mac, ofport, vlan, port)
+
+    def _where(self, vif, other_by_name) -> tuple[int, int, str]:
+        if vif is None or not isinstance(vif.ofport, int) or vif.ofport < 1:
+            raise PortNotReady(f"not on {self.bridge.br_name} (or no ofport yet)")
+        other = other_by_name.get(vif.port_name, {})
         try:
             vlan = int(other["tag"])
         except (KeyError, TypeError, ValueError):
@@ -170,20 +188,14 @@ class SgOfctlFirewallDriver(firewall.FirewallDriver):
         return vif.ofport, vlan, vif.vif_mac
 
     def _set_port(self, port) -> None:
-        device = port.get("device") or port.get("id")
-        try:
-            ofport, vlan, mac = self._locate(device)
-        except PortNotReady as e:
-            LOG.warning("sg-ofctl: port %s is not filtered yet: %s", device, e)
-            self._state.ports.pop(device, None)
-        else:
-            self._state.ports[device] = LocalPort(device, port.get("mac_address") or mac,
-                                                  ofport, vlan, dict(port))
+        self._pending[port.get("device") or port.get("id")] = dict(port)
         self._apply()
 
     def _apply(self) -> None:
         if self._deferred:
             return
+        if self._pending:
+            self._locate_pending()
         view, refused = self._state.host_view()
         for device, reason in refused:
             LOG.error("sg-ofctl: port %s gets no flows (its traffic is dropped): %s",

@@ -21,8 +21,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from sg_ofctl.model import (AddressPair, HostView, Port, Rule, SecurityGroup,
-                            ValidationError, port_problems)
+from sg_ofctl.model import (AddressPair, HostView, MemberAddresses, Port, Rule,
+                            SecurityGroup, ValidationError, port_problems)
 
 LOG = logging.getLogger(__name__)
 
@@ -158,12 +158,15 @@ class NeutronState:
     members: dict[str, frozenset[str]] = field(default_factory=dict)
     ports: dict[str, LocalPort] = field(default_factory=dict)
     _groups: dict[str, tuple] = field(default_factory=dict)   # sg id -> (rules, group)
+    _ports: dict[str, tuple] = field(default_factory=dict)    # device -> (LocalPort, Port)
 
     def set_rules(self, group_id: str, rules: Iterable[Mapping]) -> None:
         self.rules[group_id] = list(rules)
 
     def set_members(self, remote_id: str, members) -> None:
-        self.members[remote_id] = members_from_neutron(remote_id, members)
+        """Validated once here, not in every batch's view."""
+        self.members[remote_id] = MemberAddresses.parse(members_from_neutron(remote_id, members),
+                                                        f"members[{remote_id}]")
 
     def _group(self, group_id: str, stateful: bool | None) -> SecurityGroup:
         rules = self.rules.get(group_id, [])
@@ -181,14 +184,23 @@ class NeutronState:
         refused: list[tuple[str, str]] = []
         ports = []
         for local in self.ports.values():
+            cached = self._ports.get(local.device)
+            if cached is not None and cached[0] == local:
+                ports.append(cached[1])
+                continue
             try:
                 if local.port is None:  # trusted: unfiltered
-                    ports.append(Port(id=local.device, mac=local.mac, network=local.vlan,
-                                      ofport=local.ofport, port_security_enabled=False))
+                    port = Port(id=local.device, mac=local.mac, network=local.vlan,
+                                ofport=local.ofport, port_security_enabled=False)
                 else:
-                    ports.append(port_from_neutron(local.port, local.ofport, local.vlan))
-            except (ValidationError, KeyError, TypeError) as e:
+                    port = port_from_neutron(local.port, local.ofport, local.vlan)
+            except (ValidationError, KeyError, TypeError, AttributeError) as e:
                 refused.append((local.device, f"{type(e).__name__}: {e}"))
+                continue
+            self._ports[local.device] = (local, port)
+            ports.append(port)
+        for device in set(self._ports) - set(self.ports):
+            del self._ports[device]
         used = {g for p in ports for g in p.effective_groups}
         # A group with rules says whether it is stateful; one without takes that of
         # the groups it is used with (Neutron refuses ports that mix them).
