@@ -165,6 +165,10 @@ def main(driver_name, scenario_path):
     new = dict(ports[0], id="port-bench-new", name="tapbenchnew", ofport=60000,
                mac="fa:16:3e:7f:ff:fe", ip="10.255.255.254")
     plug([new], vlan)
+    # The agent learns of a port from its OVSDB monitor: wait until the bridge's
+    # IDL has it, as the agent would, before timing the driver.
+    contract.wait_for(lambda: getattr(br.get_vif_port_by_id(new["id"]), "ofport", -1) == 60000,
+                      timeout=30)
     t0 = time.monotonic()
     with fw.defer_apply():
         fw.prepare_port_filter(port_dict(new))
