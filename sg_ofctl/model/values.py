@@ -142,8 +142,7 @@ class Rule:
     remote_group_id: str | None = None
     action: str = "allow"
     description: str = ""
-    # Source ports: no Neutron API field, but its drivers take them (the firewall
-    # driver's rule dicts may carry them); only the Neutron integration sets them.
+    # Source ports: not in Neutron's API, but in its firewall drivers' rule dicts.
     source_port_range_min: int | None = None
     source_port_range_max: int | None = None
     ip_proto: int | None = field(default=None, init=False, compare=False)
@@ -193,19 +192,15 @@ class Rule:
 
     def _check_source_ports(self, proto):
         lo, hi = self.source_port_range_min, self.source_port_range_max
-        if lo is None and hi is None:
-            return
-        if proto not in PORT_PROTOCOLS:
+        if (lo, hi) != (None, None) and proto not in PORT_PROTOCOLS:
             raise ValidationError("source_port_range_min", lo, f"protocol {self.protocol!r} "
                                   "has no ports Open vSwitch can match (use tcp, udp or sctp)")
-        if lo is None or hi is None:
-            missing = "source_port_range_min" if lo is None else "source_port_range_max"
-            raise ValidationError(missing, None, "a source port range needs both min and max")
-        lo = _require_int("source_port_range_min", lo, 1, 65535)
-        hi = _require_int("source_port_range_max", hi, 1, 65535)
-        if lo > hi:
-            raise ValidationError("source_port_range_min", lo,
-                                  f"is greater than source_port_range_max {hi}")
+        if (lo is None) != (hi is None):
+            raise ValidationError("source_port_range_min" if lo is None else
+                                  "source_port_range_max", None, "needs both min and max")
+        if lo is not None and _require_int("source_port_range_min", lo, 1, 65535) > \
+                _require_int("source_port_range_max", hi, 1, 65535):
+            raise ValidationError("source_port_range_min", lo, f"is greater than {hi}")
 
     @property
     def source_port_range(self) -> tuple[int, int] | None:
@@ -374,8 +369,7 @@ class Port:
                                   "port security is disabled on this port")
         object.__setattr__(self, "network", _require_int("network", self.network, 0, 4094))
         if not isinstance(self.explicit_groups, bool):
-            raise ValidationError("explicit_groups", self.explicit_groups,
-                                  "must be true or false")
+            raise ValidationError("explicit_groups", self.explicit_groups, "must be a bool")
         if self.ofport is not None:
             object.__setattr__(self, "ofport", _require_int("ofport", self.ofport, 1, 0xfeff))
 
