@@ -37,6 +37,6 @@ def results(log: pathlib.Path) -> dict[str, str]:
     out = {}
     for line in log.read_text(errors="replace").splitlines():
         if "RESULT " in line:
-            _, test_id, verdict = line.split("RESULT ", 1)[1].rpartition(" ")
+            test_id, _, verdict = line.split("RESULT ", 1)[1].rpartition(" ")
             out[test_id] = verdict
     return out
