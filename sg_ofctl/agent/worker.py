@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 
-from sg_ofctl.agent import revoke, status as status_mod
+from sg_ofctl.agent import audit, health, revoke, status as status_mod
 from sg_ofctl.agent.bindings import plan_writes
 from sg_ofctl.agent.view import ViewBuilder
 from sg_ofctl.agent.writer import DatabaseWriter
@@ -59,7 +59,7 @@ def _now() -> str:
 
 class Worker(threading.Thread):
     def __init__(self, *, app, local, sgdb, host: str, bridge: str, status_path,
-                 db_remotes: str = ""):
+                 db_remotes: str = "", audit_interval: float = 60.0):
         super().__init__(name="sg-ofctl-worker", daemon=True)
         self.app, self.local, self.sgdb = app, local, sgdb
         self.host, self.bridge, self.status_path = host, bridge, status_path
@@ -69,6 +69,8 @@ class Worker(threading.Thread):
         self.stopped = threading.Event()
         self.compiler = Compiler()
         self.builder = ViewBuilder()
+        self.auditor = audit.Auditor(audit_interval)
+        self._local = None
         self.conn = None
         self.need_full = True
         self.installed_view = None
@@ -105,7 +107,7 @@ class Worker(threading.Thread):
         delay = None
         try:
             while not self._stopping.is_set():
-                self._kick.wait(delay)
+                self._kick.wait(self._next_wait(delay))
                 if self._stopping.is_set():
                     break
                 self._kick.clear()
@@ -116,12 +118,20 @@ class Worker(threading.Thread):
                     LOG.exception("sync failed")
                     self._error(f"sync failed: {type(e).__name__}: {e}")
                     delay = min(5.0, (delay or 0.1) * 2)
+                    self.auditor.defer(delay)
                 self._write_status()
         except Exception:
             LOG.exception("the worker loop itself failed")
         finally:
             self._write_status("stopped")
             self.stopped.set()
+
+    def _next_wait(self, delay):
+        """Sleep until kicked, the retry delay, or the next audit (while connected)."""
+        if self.conn is None or self.conn.closed or self.auditor.interval <= 0:
+            return delay
+        until = self.auditor.seconds_until_due()
+        return until if delay is None else min(delay, until)
 
     def _error(self, text: str) -> None:
         self.errors.append({"time": _now(), "error": text})
@@ -138,7 +148,13 @@ class Worker(threading.Thread):
         if not local.bridge_found:
             self._log_once(("no-bridge",), logging.ERROR, "bridge %s not found", self.bridge)
             return
+        self._local = local
+        if getattr(self.app, "guard", None) is not None:
+            self.app.guard.expected_dpid = local.datapath_id
         conn = self._connection(local.datapath_id)
+        audit_due = conn is not None and not self.need_full and self.auditor.due()
+        if audit_due:
+            self.port_config = None   # re-read the ports' config from the switch too
         sg = self.sgdb.snapshot()
         read = time.monotonic()
         built = self.builder.build(local, sg, self._new_ports_this_round(conn, sg))
@@ -157,6 +173,8 @@ class Worker(threading.Thread):
                       if i.iface_id and i.name not in built.ports_by_iface]
             self._set_forwarding(conn, [i.ofport for i in closed], False)
             flow_mods = self._flows(conn, built.view)
+            if audit_due:
+                self._audit(conn, "periodic")
             for flush in revoke.flushes(self.installed_view, built.view):
                 conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
                 self.stats["ct_flushes"] += 1
@@ -207,7 +225,10 @@ class Worker(threading.Thread):
             self.compiler = Compiler()
             try:
                 self.compiler.update(view)
-                change = conn.install_full(self.compiler.flows.values())
+                first = self.stats["full_syncs"] == 0
+                change, result = audit.reconcile(conn, self.compiler.flows.values(),
+                                                 "switch connected", log_repairs=not first)
+                self._record_audit("start" if first else "switch connected", result)
             except Exception:
                 self.compiler = Compiler()
                 raise
@@ -232,6 +253,21 @@ class Worker(threading.Thread):
             self.stats["bundles"] += 1
         self.stats["flow_mods_total"] += len(change)
         return len(change)
+
+    def _audit(self, conn, why: str) -> None:
+        try:
+            _change, result = audit.reconcile(conn, self.compiler.flows.values(), why)
+        except Exception:
+            self.need_full = True
+            raise
+        self._record_audit(why, result)
+        self.stats["flow_mods_total"] += result.repairs
+
+    def _record_audit(self, why: str, result) -> None:
+        self.auditor.record(why, result, _now(), count=why != "start")
+        if result.repairs and why != "start":
+            self._error(f"audit ({why}) repaired {result.repairs} flow(s): {result.missing} "
+                        f"missing, {result.altered} altered, {result.unexpected} unexpected")
 
     def _set_forwarding(self, conn, ofports, forward: bool) -> None:
         """OFPPC_NO_FWD off (forward) or on for these ports, where it is not
@@ -301,11 +337,15 @@ class Worker(threading.Thread):
 
     def status(self, state: str = "running") -> dict:
         conn = self.conn
+        channel, degraded = health.channel_status(self.app, conn, self._local)
+        if degraded and state == "running":
+            state = "degraded"
         return {
-            "state": state, "pid": os.getpid(), "host": self.host, "bridge": self.bridge,
-            "written": time.time(),
+            "state": state, "degraded_reason": degraded, "pid": os.getpid(),
+            "host": self.host, "bridge": self.bridge, "written": time.time(),
             "switch": {"connected": conn is not None and not conn.closed,
                        "datapath_id": f"{conn.datapath.id:016x}" if conn is not None else None},
+            "channel": channel, "audit": self.auditor.status(),
             "local_ovsdb": {"connected": self.local.connected(), "remote": self.local.remote},
             "sg_database": {"connected": self.sgdb.connected(), "remotes": self.db_remotes},
             "flows": len(self.compiler.flows),

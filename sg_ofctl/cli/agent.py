@@ -29,6 +29,18 @@ def register(sub) -> None:
                        "$SG_OFCTL_RUN_DIR, /run/sg-ofctl for root)")
     agent.add_argument("--datapath-type", help="datapath_type if the agent creates the "
                        "bridge (e.g. netdev)")
+    agent.add_argument("--pki-dir", help="TLS files of the switch channel (a CA, the agent's "
+                       "and the bridge's certificates; made if missing; default "
+                       "$SG_OFCTL_PKI_DIR, else /etc/sg-ofctl/pki)")
+    agent.add_argument("--insecure-plain-tcp", action="store_true",
+                       help="INSECURE: listen for the switch with plain TCP instead of TLS; "
+                            "any process that reaches the port can connect (only the "
+                            "datapath check keeps an impostor out)")
+    agent.add_argument("--audit-interval", type=float, default=60.0, metavar="SECONDS",
+                       help="read back and repair the flows this often (default 60; 0: only "
+                            "when the switch connects)")
+    agent.add_argument("--switch-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="exit non-zero if the bridge has not connected by then (default 30)")
     agent.add_argument("--log-file", help="log here instead of stderr")
     agent.add_argument("--log-level", default="INFO")
     agent.set_defaults(func=_agent)
@@ -54,11 +66,21 @@ def _agent(args):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(args.log_level.upper())
+    from sg_ofctl import errors
+    for name in ("audit_interval", "switch_timeout"):
+        value = getattr(args, name)
+        if not 0 <= value <= 86400 or (name == "switch_timeout" and value == 0):
+            raise errors.UserError(f"{name.replace('_', '-')}={value!r}: must be a number of "
+                                   "seconds between " + ("0" if name == "audit_interval"
+                                                         else "more than 0") + " and 86400")
     config = agent_main.AgentConfig(
         bridge=args.bridge, db=common.remotes(args), ovs_db=args.ovs_db,
         listen=args.listen, first_table=args.first_table, host=host_name(args),
         run_dir=Path(args.run_dir) if args.run_dir else None,
-        datapath_type=args.datapath_type, timeout=args.timeout)
+        datapath_type=args.datapath_type, timeout=args.timeout,
+        pki_dir=Path(args.pki_dir) if args.pki_dir else None,
+        insecure_plain_tcp=args.insecure_plain_tcp, switch_timeout=args.switch_timeout,
+        audit_interval=args.audit_interval)
     return agent_main.run(config)
 
 
@@ -98,10 +120,20 @@ def _status(args):
         common.emit_one(args, data)
     else:
         enforced = sum(p["state"] == "enforced" for p in data["ports"])
+        channel, audit = data.get("channel") or {}, data.get("audit") or {}
+        last_audit = audit.get("last") or {}
         common.emit_one(args, {
-            "agent": "running" if data["running"] else "not running",
+            "agent": ("degraded: " + data["degraded_reason"] if data.get("degraded_reason")
+                      else "running") if data["running"] else "not running",
             "pid": data["pid"], "host": data["host"], "bridge": data["bridge"],
             "switch": "connected" if data["switch"]["connected"] else "disconnected",
+            "channel": channel.get("description", "unknown"),
+            "switch check": _switch_check(channel),
+            "refused connections": channel.get("refused_total", 0),
+            "last audit": f"{last_audit['time']} ({last_audit['why']}, "
+                          f"{last_audit['repairs']} repairs, {last_audit['seconds']} s)"
+            if last_audit else "none yet",
+            "audit repairs": audit.get("repairs_total", 0),
             "local ovsdb": "connected" if data["local_ovsdb"]["connected"] else "disconnected",
             "sg database": "connected" if data["sg_database"]["connected"]
             else "disconnected",
@@ -116,3 +148,12 @@ def _status(args):
                        if p["reason"]],
         })
     return 0 if data["running"] else 3
+
+
+def _switch_check(channel: dict) -> str:
+    """The connected switch against the local Open_vSwitch database."""
+    ovsdb = channel.get("ovsdb") or {}
+    if not channel.get("datapath_id"):
+        return "no switch"
+    return (f"datapath {channel['datapath_id']} (bridge's: {ovsdb.get('bridge_datapath_id')}), "
+            f"Controller is_connected={ovsdb.get('controller_is_connected')}")

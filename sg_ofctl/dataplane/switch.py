@@ -85,6 +85,7 @@ class SwitchConnection:
         self._bundle_ids = itertools.count(random.randrange(1, 1 << 30))
         self._bundle_errors: dict | None = None  # xid -> error while a bundle is open
         self.closed = False
+        self.since = time.monotonic()
 
     # -- replies (any thread) ---------------------------------------------------------
     def feed(self, msg) -> None:
@@ -171,17 +172,18 @@ class SwitchConnection:
         for f in change.modify + change.add:
             yield f, render.flow_mod(dp, f, first)
 
-    def apply(self, change: FlowDiff) -> ApplyResult:
-        """Apply `change` as one atomic bundle: all of it or none of it."""
+    def apply(self, change: FlowDiff, extra=()) -> ApplyResult:
+        """Apply `change` as one atomic bundle: all of it or none of it.
+        `extra`: (label, OFPFlowMod) pairs sent first in the same bundle."""
         start = time.monotonic()
-        if not change:
+        if not change and not extra:
             return ApplyResult(0, 0.0)
-        mods = self._iter_flow_mods(change)   # rendered one at a time: 25,000 os-ken
-        n_mods = len(change)                   # messages at once cost ~100 MB
+        mods = itertools.chain(extra, self._iter_flow_mods(change))  # rendered one at a
+        n_mods = len(change) + len(extra)       # time: 25,000 messages at once cost ~100 MB
         dp, bid = self.datapath, next(self._bundle_ids) & 0xffffffff
         open_xid = self._send(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST,
                                                       BUNDLE_FLAGS, []))
-        add_xids: dict[int, Flow] = {}
+        add_xids: dict[int, object] = {}   # xid -> Flow or label
         with self._lock:
             self._bundle_errors = {}
         try:
@@ -206,7 +208,7 @@ class SwitchConnection:
             with self._lock:
                 add_errors, self._bundle_errors = self._bundle_errors, None
             errors = [("bundle open", error_text(e)) for e in self._waiters[open_xid].errors]
-            errors += [(format_flow(add_xids[xid]) if xid in add_xids else f"xid {xid}",
+            errors += [(_label(add_xids[xid]) if xid in add_xids else f"xid {xid}",
                         error_text(e)) for xid, e in add_errors.items()]
             if errors:
                 self._discard(bid)
@@ -304,6 +306,10 @@ class SwitchConnection:
         """Flush the connections whose original tuple matches (OVS 3.1+)."""
         self.send_checked(ct_flush_msg(self.datapath, zone, ip_proto, src, dst, src_port,
                                        dst_port), "ct flush")
+
+
+def _label(what) -> str:
+    return what if isinstance(what, str) else format_flow(what)
 
 
 # ---- Nicira conntrack flush messages (os-ken has no classes for them) ---------------

@@ -1,0 +1,142 @@
+"""Continuous reconciliation: read back every flow of the pipeline's tables and
+make them exactly the compiled ones, in one bundle.
+
+Runs on every (re)connection of the switch and every `interval` seconds
+(default 60).  It finds what a flow-by-flow diff of our own cookies cannot:
+flows that someone else added to our tables (any cookie), flows of ours that
+were altered or deleted, and a switch that missed changes.  Each repair is
+logged with its table and cookie and counted; a repair is never silent."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from sg_ofctl import pipeline
+from sg_ofctl.compiler import diff
+from sg_ofctl.compiler.ids import COOKIE_SIGNATURE, COOKIE_SIGNATURE_MASK
+from sg_ofctl.dataplane import render
+
+LOG = logging.getLogger(__name__)
+LOGGED_REPAIRS = 50   # lines per audit; the count is always complete
+
+
+@dataclass
+class AuditResult:
+    repairs: int            # flow mods sent (adds + modifies + deletes)
+    missing: int            # desired flows that were not installed
+    altered: int            # desired flows installed differently
+    unexpected: int         # installed flows that should not be there (ours or not)
+    read_seconds: float     # the flow-stats read
+    seconds: float          # all of it, bundle included
+    cpu_seconds: float      # this process's CPU time for it
+
+
+def read_pipeline(conn):
+    """(our flows as Flow values, foreign entries as (table, priority, OFPMatch,
+    cookie)) of the pipeline's tables; flows of other tables are not ours."""
+    names = render.table_names(conn.first_table)
+    req = parser.OFPFlowStatsRequest(conn.datapath, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
+                                     ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
+    ours, foreign = [], []
+    for reply in conn.request(req, "flow stats"):
+        for stats in reply.body:
+            if stats.table_id not in names:
+                continue
+            flow = _parse(stats, conn.first_table) \
+                if stats.cookie & COOKIE_SIGNATURE_MASK == COOKIE_SIGNATURE else None
+            if flow is not None:
+                ours.append(flow)
+                continue
+            foreign.append((names[stats.table_id], stats.priority, stats.match, stats.cookie))
+    return ours, foreign
+
+
+def _parse(stats, first_table: int):
+    """A Flow, or None for one altered beyond what we render (it is replaced)."""
+    try:
+        return render.parse_flow_stats(stats, first_table)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _foreign_delete(conn, table_id: int, priority: int, match):
+    return parser.OFPFlowMod(conn.datapath, table_id=table_id, command=ofp.OFPFC_DELETE_STRICT,
+                             priority=priority, match=match, out_port=ofp.OFPP_ANY,
+                             out_group=ofp.OFPG_ANY)
+
+
+def reconcile(conn, desired, why: str, log_repairs: bool = True):
+    """Make the pipeline's tables exactly `desired` (an iterable of Flow).
+    Returns (FlowDiff of our flows, AuditResult)."""
+    cpu0, start = time.process_time(), time.monotonic()
+    ours, foreign = read_pipeline(conn)
+    read_seconds = time.monotonic() - start
+    change = diff(ours, desired)
+    first = conn.first_table
+    extra = [(f"table={table} priority={priority} cookie={cookie:#x} {match}",
+              _foreign_delete(conn, pipeline.table_number(table, first), priority, match))
+             for table, priority, match, cookie in foreign]
+    conn.apply(change, extra)
+    result = AuditResult(len(change) + len(extra), len(change.add), len(change.modify),
+                         len(change.delete) + len(extra), round(read_seconds, 4),
+                         round(time.monotonic() - start, 4),
+                         round(time.process_time() - cpu0, 4))
+    if log_repairs and result.repairs:
+        _log(why, change, foreign, result)
+    return change, result
+
+
+def _log(why, change, foreign, result) -> None:
+    LOG.warning("audit (%s): %d repair(s): %d missing, %d altered, %d unexpected "
+                "(%d not ours) flow(s) fixed in one bundle", why, result.repairs,
+                result.missing, result.altered, result.unexpected, len(foreign))
+    lines = [("restored missing", f) for f in change.add] + \
+        [("restored altered", f) for f in change.modify] + \
+        [("removed stale", f) for f in change.delete]
+    for what, flow in lines[:LOGGED_REPAIRS]:
+        LOG.warning("audit repair: %s flow table=%s priority=%d cookie=%#x", what,
+                    flow.table, flow.priority, flow.cookie)
+    for table, priority, _match, cookie in foreign[:max(0, LOGGED_REPAIRS - len(lines))]:
+        LOG.warning("audit repair: removed foreign flow table=%s priority=%d cookie=%#x",
+                    table, priority, cookie)
+    if len(lines) + len(foreign) > LOGGED_REPAIRS:
+        LOG.warning("audit repair: ... %d more", len(lines) + len(foreign) - LOGGED_REPAIRS)
+
+
+class Auditor:
+    """When the next audit is due, and what the audits found (for the status)."""
+
+    def __init__(self, interval: float = 60.0):
+        self.interval = interval
+        self._due = time.monotonic() + interval
+        self.audits = 0
+        self.repairs_total = 0
+        self.last: dict | None = None
+
+    def seconds_until_due(self) -> float:
+        return max(0.0, self._due - time.monotonic())
+
+    def defer(self, seconds: float) -> None:
+        self._due = max(self._due, time.monotonic() + seconds)
+
+    def due(self) -> bool:
+        return self.interval > 0 and time.monotonic() >= self._due
+
+    def record(self, why: str, result: AuditResult, when: str, count: bool = True) -> None:
+        """`count`: False for the catch-up at agent start (not a repair)."""
+        self._due = time.monotonic() + self.interval
+        self.audits += 1
+        if count:
+            self.repairs_total += result.repairs
+        self.last = {"time": when, "why": why, "repairs": result.repairs,
+                     "missing": result.missing, "altered": result.altered,
+                     "unexpected": result.unexpected, "read_seconds": result.read_seconds,
+                     "seconds": result.seconds, "cpu_seconds": result.cpu_seconds}
+
+    def status(self) -> dict:
+        return {"interval": self.interval, "audits": self.audits,
+                "repairs_total": self.repairs_total, "last": self.last}
