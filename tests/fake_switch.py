@@ -54,7 +54,7 @@ def main(argv) -> int:
         while time.monotonic() < deadline:
             try:
                 data = sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             if not data:
                 counts["closed_by_peer"] = True
