@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 
-from sg_ofctl.agent import audit, health, revoke, status as status_mod
+from sg_ofctl.agent import audit, claims, health, revoke, status as status_mod
 from sg_ofctl.agent.bindings import plan_writes
 from sg_ofctl.agent.view import ViewBuilder
 from sg_ofctl.agent.writer import DatabaseWriter
@@ -68,7 +68,7 @@ class Worker(threading.Thread):
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.compiler = Compiler()
-        self.builder = ViewBuilder()
+        self.builder = ViewBuilder(owners=claims.previous_owners(status_path))
         self.auditor = audit.Auditor(audit_interval)
         self._local = None
         self.conn = None
