@@ -11,12 +11,15 @@ Prints JSON lines, all from one run:
 - TCP throughput (iperf3) and new TCP connections per second through the full
   pipeline with the scenario's flows, against the same bridge with only NORMAL
   (alternating rounds, medians, ratio);
-- agent RSS with the `large` scenario's 1,000 local ports.
+- agent RSS with the `large` scenario's 1,000 local ports;
+- the cost of one periodic audit there (read back every flow, compare,
+  nothing to repair): wall time, agent CPU time, and the flow-stats read.
 
 Targets: rule add p50 <= 50 ms, p99 <= 200 ms; restart flow mods = 0;
 throughput ratio >= 0.90; connection rate ratio >= 0.85; RSS <= 150 MB.
 
     .venv/bin/python bench/agent.py [--scenario-file FILE] [--trials N] [--quick]
+                                    [--audit-cost-only]
 """
 from __future__ import annotations
 
@@ -228,8 +231,8 @@ class Bed:
                                                external_ids={"iface-id": p["name"]})
         self.api = sg_api.connect(self.db)
 
-    def start_agent(self):
-        self.host.start_agent()
+    def start_agent(self, *extra):
+        self.host.start_agent(True, *extra)
         eventually(lambda: all(p["state"] == "enforced"
                                for p in self.host.status().get("ports", [])) and
                    len(self.host.status().get("ports", [])) >= len(self.data["ports"]), 60,
@@ -365,11 +368,11 @@ def throughput(bed: Bed, rounds: int, seconds: float) -> None:
          rounds=rounds, seconds=seconds)
 
 
-def agent_rss(data: dict) -> None:
+def agent_rss(data: dict, audits: int = 5) -> None:
     bed = Bed(data, with_probes=False)
     try:
         start = time.monotonic()
-        bed.start_agent()
+        bed.start_agent("--audit-interval", "4")
         status = bed.host.status()
         pid = bed.host.proc.pid
         rss = int(next(line.split()[1] for line in open(f"/proc/{pid}/status")
@@ -377,6 +380,22 @@ def agent_rss(data: dict) -> None:
         emit(bench="agent.rss", ports=len(data["ports"]), rss_mb=round(rss / 1024, 1),
              target_mb=150, flows=status["flows"],
              seconds_to_enforce_all=round(time.monotonic() - start, 2))
+        seen: dict = {}
+
+        def collect():
+            last = bed.host.status()["audit"]["last"] or {}
+            if last.get("why") == "periodic":
+                seen[last["time"]] = last
+            return len(seen) >= audits
+        eventually(collect, audits * 4 * 3 + 60, interval=0.5, what=f"{audits} audits")
+        runs = list(seen.values())
+        with open(f"/proc/{pid}/status") as f:
+            rss_after = int(next(line.split()[1] for line in f if line.startswith("VmRSS:")))
+        emit(bench="agent.audit", ports=len(data["ports"]), flows=status["flows"],
+             audits=len(runs), repairs=sum(r["repairs"] for r in runs),
+             rss_after_audits_mb=round(rss_after / 1024, 1),
+             **{f"{k}_p50": round(statistics.median(r[k] for r in runs), 3)
+                for k in ("seconds", "cpu_seconds", "read_seconds")})
     finally:
         bed.close()
 
@@ -389,7 +408,12 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="few trials, short transfers, "
                     "no RSS run")
+    ap.add_argument("--audit-cost-only", action="store_true",
+                    help="only the 1,000-port run: RSS and the audit's cost")
     args = ap.parse_args()
+    if args.audit_cost_only:
+        agent_rss(scenario.load(args.large_scenario_file))
+        return
     trials = 5 if args.quick else args.trials
     data = scenario.load(args.scenario_file)
     emit(bench="agent.setup", scenario=data.get("scenario", Path(args.scenario_file).stem),

@@ -9,6 +9,7 @@ logged with its table and cookie and counted; a repair is never silent."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -69,12 +70,46 @@ def _foreign_delete(conn, table_id: int, priority: int, match):
                              out_group=ofp.OFPG_ANY)
 
 
-def reconcile(conn, desired, why: str, log_repairs: bool = True):
-    """Make the pipeline's tables exactly `desired` (an iterable of Flow).
-    Returns (FlowDiff of our flows, AuditResult)."""
-    cpu0, start = time.process_time(), time.monotonic()
-    ours, foreign = read_pipeline(conn)
-    read_seconds = time.monotonic() - start
+class BackgroundRead:
+    """A read-back in its own thread, so that the worker keeps sending changes
+    meanwhile (at 1,000 ports it takes seconds); `on_done()` wakes the worker,
+    which repairs from it only if no bundle went out since it started."""
+
+    def __init__(self, conn, generation: int, on_done):
+        self.conn, self.generation, self.on_done = conn, generation, on_done
+        self.read = self.error = None
+        self.done = threading.Event()
+        self.start = time.monotonic()
+        self.cpu0 = time.process_time()
+        threading.Thread(target=self._run, name="sg-ofctl-audit", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.read = read_pipeline(self.conn)
+        except Exception as e:   # the worker reads again soon
+            LOG.warning("audit read-back failed", exc_info=True)
+            self.error = e
+        finally:
+            self.read_seconds = time.monotonic() - self.start
+            self.done.set()
+            try:
+                self.on_done()
+            except Exception:
+                LOG.exception("waking the worker after an audit read")
+
+
+def reconcile(conn, desired, why: str, log_repairs: bool = True, background=None):
+    """Make the pipeline's tables exactly `desired` (an iterable of Flow), from
+    a fresh read-back or from a finished BackgroundRead.  Returns (FlowDiff of
+    our flows, AuditResult)."""
+    if background is not None:
+        cpu0, start = background.cpu0, background.start
+        ours, foreign = background.read
+        read_seconds = background.read_seconds
+    else:
+        cpu0, start = time.process_time(), time.monotonic()
+        ours, foreign = read_pipeline(conn)
+        read_seconds = time.monotonic() - start
     change = diff(ours, desired)
     first = conn.first_table
     extra = [(f"table={table} priority={priority} cookie={cookie:#x} {match}",
@@ -122,6 +157,9 @@ class Auditor:
 
     def defer(self, seconds: float) -> None:
         self._due = max(self._due, time.monotonic() + seconds)
+
+    def due_in(self, seconds: float) -> None:
+        self._due = time.monotonic() + seconds
 
     def due(self) -> bool:
         return self.interval > 0 and time.monotonic() >= self._due

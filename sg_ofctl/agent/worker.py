@@ -70,6 +70,9 @@ class Worker(threading.Thread):
         self.compiler = Compiler()
         self.builder = ViewBuilder(owners=claims.previous_owners(status_path))
         self.auditor = audit.Auditor(audit_interval)
+        self._reading = None         # an audit's BackgroundRead in flight
+        self._stale_reads = 0
+        self._flow_generation = 0    # bundles sent (an audit read older than one is stale)
         self._local = None
         self.conn = None
         self.need_full = True
@@ -152,8 +155,13 @@ class Worker(threading.Thread):
         if getattr(self.app, "guard", None) is not None:
             self.app.guard.expected_dpid = local.datapath_id
         conn = self._connection(local.datapath_id)
-        audit_due = conn is not None and not self.need_full and self.auditor.due()
-        if audit_due:
+        if conn is not None and not self.need_full and self._reading is None and \
+                self.auditor.due():
+            self._reading = audit.BackgroundRead(conn, self._flow_generation,
+                                                 lambda: self.kick("audit"))
+            self.auditor.defer(self.auditor.interval)
+        audit_ready = self._reading is not None and self._reading.done.is_set()
+        if audit_ready:
             self.port_config = None   # re-read the ports' config from the switch too
         sg = self.sgdb.snapshot()
         read = time.monotonic()
@@ -173,7 +181,7 @@ class Worker(threading.Thread):
                       if i.iface_id and i.name not in built.ports_by_iface]
             self._set_forwarding(conn, [i.ofport for i in closed], False)
             flow_mods = self._flows(conn, built.view)
-            if audit_due:
+            if audit_ready:
                 self._audit(conn, "periodic")
             for flush in revoke.flushes(self.installed_view, built.view):
                 conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
@@ -251,17 +259,32 @@ class Worker(threading.Thread):
                          result.seconds * 1000)
         if change:
             self.stats["bundles"] += 1
+            self._flow_generation += 1
         self.stats["flow_mods_total"] += len(change)
         return len(change)
 
     def _audit(self, conn, why: str) -> None:
+        """Repair from the finished background read, unless a bundle went out
+        since it began (then read again soon; the third time, read here)."""
+        reading, self._reading = self._reading, None
+        if reading.error is not None or reading.conn is not conn:
+            self.auditor.due_in(1.0)
+            return
+        stale = reading.generation != self._flow_generation
+        if stale and self._stale_reads < 2:
+            self._stale_reads += 1
+            self.auditor.due_in(1.0)
+            return
+        self._stale_reads = 0
         try:
-            _change, result = audit.reconcile(conn, self.compiler.flows.values(), why)
+            _change, result = audit.reconcile(conn, self.compiler.flows.values(), why,
+                                              background=None if stale else reading)
         except Exception:
             self.need_full = True
             raise
         self._record_audit(why, result)
         self.stats["flow_mods_total"] += result.repairs
+        _release_memory()   # the read-back's ~25,000 parsed entries at 1,000 ports
 
     def _record_audit(self, why: str, result) -> None:
         self.auditor.record(why, result, _now(), count=why != "start")

@@ -6,8 +6,10 @@ compiler's `diff` can compare installed and desired flows.  Pure apart from
 os-ken's message classes: nothing is sent here."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 import struct
 
 from os_ken.ofproto import nicira_ext
@@ -29,6 +31,7 @@ class FlowParseError(ValueError):
 
 # ---- names and numbers ----------------------------------------------------------
 
+@functools.lru_cache(maxsize=8)   # read-back calls it per flow; treat the result as read-only
 def table_names(first_table: int = pipeline.DEFAULT_FIRST_TABLE) -> dict[int, str]:
     return {pipeline.table_number(t.name, first_table): t.name for t in pipeline.TABLES}
 
@@ -60,8 +63,12 @@ def _from_user(name: str, value) -> int:
     kind = pipeline.FIELDS[name].kind
     if kind == "mac":
         return int(value.replace(":", ""), 16)
-    if kind in ("ipv4", "ipv6"):
-        return int(ipaddress.ip_address(value))
+    if kind in ("ipv4", "ipv6"):   # inet_pton: ~5x faster than ipaddress (read-back)
+        try:
+            return int.from_bytes(socket.inet_pton(
+                socket.AF_INET if kind == "ipv4" else socket.AF_INET6, value), "big")
+        except (OSError, TypeError):
+            raise FlowParseError(f"{name}={value!r}: not an {kind} address") from None
     raise FlowParseError(f"{name}={value!r}: unexpected value")
 
 
