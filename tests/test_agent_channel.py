@@ -76,7 +76,8 @@ def test_channel_is_tls_and_checked_against_the_local_database(net):
     assert "tls" in out and "is_connected=True" in out and "last audit" in out
     # The private key is closed to other users (an unprivileged impostor can't use it).
     pki = net.tb.dir / "pki"
-    probe = subprocess.run([*NOBODY, "cat", str(pki / "switch-key.pem")], check=False, capture_output=True)
+    probe = subprocess.run([*NOBODY, "cat", str(pki / "switch-key.pem")], check=False,
+                           capture_output=True)
     assert probe.returncode != 0
 
 

@@ -45,7 +45,8 @@ class Pki:
 
 
 def _openssl(*args: str) -> None:
-    proc = subprocess.run(["openssl", *args], check=False, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(["openssl", *args], check=False, capture_output=True, text=True,
+                          timeout=30)
     if proc.returncode:
         raise errors.UserError(f"openssl {args[0]} failed: {proc.stderr.strip()[:300]}")
 
