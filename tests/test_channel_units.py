@@ -33,7 +33,8 @@ def test_a_refusal_is_counted_logged_and_degrades(caplog):
     reason = guard.degraded_reason()
     assert "127.0.0.1:4000" in reason and "no datapath description" in reason
     status = guard.status()
-    assert status["refused_total"] == 1 and status["refused"][0]["datapath_id"] == "00000000000000ab"
+    assert status["refused_total"] == 1
+    assert status["refused"][0]["datapath_id"] == "00000000000000ab"
     assert "refused a switch connection from 127.0.0.1:4000 claiming datapath" in caplog.text
 
 
