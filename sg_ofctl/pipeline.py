@@ -148,8 +148,8 @@ TABLES = (
           ("reg4", "reg5", "eth_type"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
-          "stages; anything else to OVS NORMAL",
-          ("reg2", "eth_dst"), ("ingress_guard",), miss="NORMAL"),
+          "stages; anything else to `deliver`",
+          ("reg2", "eth_dst"), ("ingress_guard", "deliver"), miss="goto deliver"),
     Table("ingress_guard", "ingress conntrack",
           "VLAN tag popped; ARP, neighbour discovery, router advertisements, MLD and "
           "DHCP replies always pass; other non-IP traffic is dropped",
@@ -169,6 +169,12 @@ TABLES = (
           ("reg4", "reg5", "eth_type"), ("ingress_output",)),
     Table("ingress_output", "commit and forward",
           "deliver to the receiving port", ("reg1",), ()),
+    Table("deliver", "commit and forward",
+          "layer-2 delivery to known ports only (instead of OVS NORMAL, which floods to "
+          "any port, one no agent has seen included): an unfiltered local port by its MAC; "
+          "broadcast and multicast to the network's local ports and uplinks; other "
+          "unicast to the uplinks; a VLAN tag pushed or popped as the port needs",
+          ("reg2", "eth_dst", "vlan_vid"), ()),
 )
 TABLE_BY_NAME = {t.name: t for t in TABLES}
 

@@ -107,6 +107,10 @@ class Compiler:
         networks = tuple(sorted({p.network for p in view.ports}))
         parts.put(("uplinks",), (view.uplinks, networks),
                   build.uplink_flows, view.uplinks, networks)
+        delivery = tuple((p.ofport, p.network, () if p.port_security_enabled else
+                          build.port_macs(p)) for p in view.ports)
+        parts.put(("deliver",), (delivery, view.uplinks),
+                  build.deliver_flows, delivery, view.uplinks)
 
         filtered = [p for p in view.ports if p.port_security_enabled]
         compiled = sorted({g for p in filtered for g in p.effective_groups})

@@ -8,8 +8,8 @@ from typing import Iterable, NamedTuple
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
 from sg_ofctl.compiler.conntrack import conntrack_flows
-from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Normal, Output, PopVlan,
-                                     Resubmit, intern, ip_value, make_match, set_bits)
+from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Output, PopVlan, PushVlan,
+                                     Resubmit, SetVlan, intern, ip_value, make_match, set_bits)
 from sg_ofctl.compiler.flows import Action
 from sg_ofctl.compiler.portranges import range_to_masks
 from sg_ofctl.model import ICMP_NUMBERS, PORT_PROTOCOLS, Port, Rule, SecurityGroup
@@ -91,7 +91,7 @@ def static_flows() -> list[Flow]:
     add("egress_guard", 0, [Goto("egress_ct")])
 
     # forward: anything not for a filtered local port.
-    add("forward", 0, [Normal()])
+    add("forward", 0, [Goto("deliver")])
 
     # ingress_guard: pop a trunk's VLAN tag, then what always reaches a VM.
     add("ingress_guard", 200, [PopVlan(), Resubmit("ingress_guard")],
@@ -125,6 +125,49 @@ def uplink_flows(uplinks: Iterable[int], networks: Iterable[int]) -> list[Flow]:
                 flows.append(_flow("classify", 50, _m(in_port=ofport, vlan_vid=VLAN_PRESENT | net),
                                    [_load(P.ZONE, zone_of(net)), Goto("forward")], c))
     return flows
+
+
+MULTICAST = (0x010000000000, 0x010000000000)   # the group bit of eth_dst
+
+
+def deliver_flows(ports: tuple, uplinks: tuple) -> list[Flow]:
+    """`deliver`: L2 delivery to known ports only.  `ports`: (ofport, network,
+    MACs if port security is off, else ()) of every enforced local port;
+    `uplinks`: ofports of trunks/tunnels (network 0 untagged, others tagged).
+    OVS never outputs a packet to its in_port, so a flood skips the sender."""
+    c = ids.cookie(ids.KIND_UPLINK, "deliver")
+    flows = []
+    nets = sorted({net for _o, net, _m in ports} | ({0} if uplinks else set()))
+    for net in nets:
+        zone = {P.ZONE.field: zone_of(net)}
+        local = [Output(o) for o, n, _m in ports if n == net]
+        out = [Output(u) for u in uplinks]
+        tag = [PushVlan(), SetVlan(net)] if net else []
+        tagged = {"vlan_vid": (VLAN_PRESENT, VLAN_PRESENT)}
+        for o, n, macs in ports:
+            for mac in macs if n == net else ():
+                flows.append(_flow("deliver", 100, _m(**zone, eth_dst=_mac_int(mac)),
+                                   [Output(o)], c))
+                if net:
+                    flows.append(_flow("deliver", 110, _m(**zone, **tagged,
+                                                          eth_dst=_mac_int(mac)),
+                                       [PopVlan(), Output(o)], c))
+        flood = local + (tag + out if out else [])
+        if flood:
+            flows.append(_flow("deliver", 50, _m(**zone, eth_dst=MULTICAST), flood, c))
+        if out:
+            flows.append(_flow("deliver", 10, _m(**zone), tag + out, c))
+        if net and out:   # from an uplink, already tagged
+            flows.append(_flow("deliver", 60, _m(**zone, **tagged, eth_dst=MULTICAST),
+                               out + ([PopVlan()] + local if local else []), c))
+            flows.append(_flow("deliver", 20, _m(**zone, **tagged), out, c))
+    return flows
+
+
+def port_macs(port: Port) -> tuple[str, ...]:
+    """The port's MAC and its allowed address pairs' MACs."""
+    return tuple(dict.fromkeys([port.mac] + [p.mac_address for p in
+                                             port.allowed_address_pairs if p.mac_address]))
 
 
 def _mac_int(mac: str) -> int:

@@ -74,7 +74,18 @@ class PopVlan:
 
 
 Match = tuple  # tuple[tuple[str, int, int | None], ...]
-Action = Goto | Resubmit | Load | Ct | CtClear | Conjunction | Output | Normal | PopVlan
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    """Push an 802.1Q header; a SetVlan that follows gives its VID."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetVlan:
+    vid: int
+
+
+Action = Goto | Resubmit | Load | Ct | CtClear | Conjunction | Output | Normal | PopVlan | \
+    PushVlan | SetVlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +234,10 @@ def format_action(action) -> str:
         return "NORMAL"
     if isinstance(action, PopVlan):
         return "pop_vlan"
+    if isinstance(action, PushVlan):
+        return "push_vlan:0x8100"
+    if isinstance(action, SetVlan):
+        return f"set_field:{0x1000 | action.vid}->vlan_vid"
     raise TypeError(f"unknown action {action!r}")
 
 

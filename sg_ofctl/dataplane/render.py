@@ -18,10 +18,12 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from sg_ofctl import pipeline
 from sg_ofctl.compiler.flows import (Conjunction, Ct, CtClear, Flow, Goto, Load, Normal,
-                                     Output, PopVlan, Resubmit, format_flow, make_match)
+                                     Output, PopVlan, PushVlan, Resubmit, SetVlan, format_flow,
+                                     make_match)
 
 ZONE_FIELD = pipeline.ZONE.field
 ZONE_OFS_NBITS = nicira_ext.ofs_nbits(0, 15)
+ETH_8021Q = 0x8100
 RESUBMIT_IN_PORT = 0xfff8  # OFPP_IN_PORT in the 16-bit port space of NX resubmit
 
 
@@ -181,6 +183,10 @@ def _render_action(action, first_table: int):
         return parser.OFPActionOutput(ofp.OFPP_NORMAL)
     if isinstance(action, PopVlan):
         return parser.OFPActionPopVlan()
+    if isinstance(action, PushVlan):
+        return parser.OFPActionPushVlan(ETH_8021Q)
+    if isinstance(action, SetVlan):
+        return parser.OFPActionSetField(vlan_vid=ofp.OFPVID_PRESENT | action.vid)
     raise TypeError(f"cannot render action {action!r}")
 
 
@@ -246,6 +252,10 @@ def _parse_action(a, names: dict[int, str]):
         if table_id not in names:
             raise FlowParseError(f"table {table_id} is outside the pipeline")
         return names[table_id]
+    if isinstance(a, parser.OFPActionSetField) and a.key == "vlan_vid":
+        return SetVlan(a.value & 0xfff)
+    if isinstance(a, parser.OFPActionPushVlan) and a.ethertype == ETH_8021Q:
+        return PushVlan()
     if isinstance(a, parser.OFPActionSetField):
         if not a.key.startswith("reg") or isinstance(a.value, (tuple, list)):
             raise FlowParseError(f"unexpected set_field {a.key}={a.value!r}")
