@@ -42,7 +42,8 @@ class Packet:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happens to a packet: 'drop', 'normal' (OVS NORMAL) or 'output' to a port,
+    """What happens to a packet: 'drop', 'normal' (handed to layer-2 delivery, the
+    `deliver` table) or 'output' to a port,
     the conntrack commits on the way, and why."""
 
     action: str
