@@ -35,7 +35,7 @@ class DataplaneApp(app_manager.OSKenApp):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.connections: dict[int, SwitchConnection] = {}
-        self._probation: dict = {}   # datapath -> deadline (monotonic)
+        self._probation: dict = {}   # datapath -> True while its check is pending
         self.generation = 0  # connections made so far (a reconnect increments it)
         self._changed = threading.Condition()
 
