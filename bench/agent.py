@@ -382,10 +382,15 @@ def agent_rss(data: dict, audits: int = 5) -> None:
              seconds_to_enforce_all=round(time.monotonic() - start, 2))
         seen: dict = {}
 
+        rss_series: list = []
+
         def collect():
             last = bed.host.status()["audit"]["last"] or {}
-            if last.get("why") == "periodic":
+            if last.get("why") == "periodic" and last["time"] not in seen:
                 seen[last["time"]] = last
+                with open(f"/proc/{pid}/status") as f:
+                    rss_series.append(round(int(next(line.split()[1] for line in f
+                                                     if line.startswith("VmRSS:"))) / 1024))
             return len(seen) >= audits
         eventually(collect, audits * 4 * 3 + 60, interval=0.5, what=f"{audits} audits")
         runs = list(seen.values())
@@ -393,7 +398,7 @@ def agent_rss(data: dict, audits: int = 5) -> None:
             rss_after = int(next(line.split()[1] for line in f if line.startswith("VmRSS:")))
         emit(bench="agent.audit", ports=len(data["ports"]), flows=status["flows"],
              audits=len(runs), repairs=sum(r["repairs"] for r in runs),
-             rss_after_audits_mb=round(rss_after / 1024, 1),
+             rss_after_audits_mb=round(rss_after / 1024, 1), rss_after_each_mb=rss_series,
              **{f"{k}_p50": round(statistics.median(r[k] for r in runs), 3)
                 for k in ("seconds", "cpu_seconds", "read_seconds")})
     finally:

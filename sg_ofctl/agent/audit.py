@@ -42,8 +42,10 @@ def read_pipeline(conn):
     names = render.table_names(conn.first_table)
     req = parser.OFPFlowStatsRequest(conn.datapath, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
                                      ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
-    ours, foreign = [], []
-    for reply in conn.request(req, "flow stats"):
+    ours: list = []
+    foreign: list = []
+
+    def each(reply) -> None:      # one multipart reply (~300 flows) at a time
         for stats in reply.body:
             if stats.table_id not in names:
                 continue
@@ -53,6 +55,7 @@ def read_pipeline(conn):
                 ours.append(flow)
                 continue
             foreign.append((names[stats.table_id], stats.priority, stats.match, stats.cookie))
+    conn.request(req, "flow stats", each=each)
     return ours, foreign
 
 

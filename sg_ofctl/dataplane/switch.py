@@ -63,6 +63,9 @@ class _Waiter:
     done: threading.Event = field(default_factory=threading.Event)
     replies: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    each: object = None          # consume each reply as it arrives (not kept)
+    received: int = 0
+    failure: BaseException | None = None
 
 
 @dataclass
@@ -105,7 +108,14 @@ class SwitchConnection:
             waiter.errors.append(msg)
             waiter.done.set()
             return
-        waiter.replies.append(msg)
+        waiter.received += 1
+        if waiter.each is None:
+            waiter.replies.append(msg)
+        elif waiter.failure is None:
+            try:
+                waiter.each(msg)
+            except Exception as e:   # raised in the requesting thread
+                waiter.failure = e
         if not getattr(msg, "flags", 0) & ofp.OFPMPF_REPLY_MORE or \
                 not isinstance(msg, parser.OFPMultipartReply):
             waiter.done.set()
@@ -118,13 +128,13 @@ class SwitchConnection:
                 waiter.done.set()
 
     # -- sending ----------------------------------------------------------------------
-    def _send(self, msg) -> int:
+    def _send(self, msg, each=None) -> int:
         if self.closed:
             raise SwitchError("the switch connection is closed")
         xid = next(self._xids) & 0xffffffff
         msg.set_xid(xid)
         with self._lock:
-            self._waiters[xid] = _Waiter()
+            self._waiters[xid] = _Waiter(each=each)
         self.datapath.send_msg(msg)
         return xid
 
@@ -132,7 +142,7 @@ class SwitchConnection:
         waiter = self._waiters[xid]
         if not waiter.done.wait(self.timeout):
             raise SwitchError(f"no reply from the switch to {what} within {self.timeout} s")
-        if self.closed and not (waiter.replies or waiter.errors):
+        if self.closed and not (waiter.received or waiter.errors):
             raise SwitchError(f"the switch disconnected during {what}")
         return waiter
 
@@ -141,14 +151,19 @@ class SwitchConnection:
             for xid in xids:
                 self._waiters.pop(xid, None)
 
-    def request(self, msg, what: str) -> list:
-        """Send a request, wait for its (possibly multipart) reply."""
-        xid = self._send(msg)
+    def request(self, msg, what: str, each=None) -> list:
+        """Send a request, wait for its (possibly multipart) reply.  With `each`,
+        every reply is handed to each(reply) as it arrives (in os-ken's thread)
+        instead of being kept: a read-back of 25,000 flows then never holds all
+        of os-ken's parsed messages at once."""
+        xid = self._send(msg, each)
         try:
             waiter = self._wait(xid, what)
             if waiter.errors:
                 raise SwitchError(f"{what} failed", [(what, error_text(e))
                                                      for e in waiter.errors])
+            if waiter.failure is not None:
+                raise waiter.failure
             return waiter.replies
         finally:
             self._forget([xid])
