@@ -177,7 +177,7 @@ class Runner:
             argv = [sys.executable, "-m", "sg_ofctl.cli", "--db", self.db, "agent",
                     "--bridge", switch.name, "--ovs-db", self.ovs.db, "--listen", listen,
                     "--host", host, "--run-dir", str(self.dir / f"agent-{switch.name}"),
-                    "--pki-dir", str(self.dir / "pki")]   # one ovs-vswitchd: one SSL row
+                    "--switch-pki-dir", str(self.dir / "pki")]   # one ovs-vswitchd: one SSL row
             self.spawn(argv, self.dir / f"agent-{switch.name}.log",
                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
             for _intf, vm in switch.host_ports():

@@ -131,7 +131,7 @@ def test_a_second_agent_that_cannot_listen_exits_at_once(net):
     proc = subprocess.run(
         ["ip", "netns", "exec", tb.ns, sys.executable, "-m", "sg_ofctl.cli", "--db", net.db,
          "agent", "--bridge", tb.bridge, "--ovs-db", tb.db, "--listen", OF_LISTEN,
-         "--host", "hv-ch", "--run-dir", str(tb.dir / "second"), "--pki-dir",
+         "--host", "hv-ch", "--run-dir", str(tb.dir / "second"), "--switch-pki-dir",
          str(tb.dir / "pki")], check=False, capture_output=True, text=True, env=tb.env, timeout=60)
     assert proc.returncode != 0 and time.monotonic() - start < 10
     assert "listen=127.0.0.1:6653: cannot listen for the switch" in proc.stderr
@@ -146,7 +146,8 @@ def test_an_agent_that_cannot_reach_its_bridge_exits_at_once(net):
     proc = subprocess.run(
         [sys.executable, "-m", "sg_ofctl.cli", "--db", net.db, "--timeout", "2", "agent",
          "--bridge", tb.bridge, "--ovs-db", f"unix:{tb.dir}/no-such.sock", "--listen",
-         "127.0.0.1:0", "--run-dir", str(tb.dir / "third"), "--pki-dir", str(tb.dir / "pki")],
+         "127.0.0.1:0", "--run-dir", str(tb.dir / "third"), "--switch-pki-dir",
+         str(tb.dir / "pki")],
         check=False, capture_output=True, text=True, env=tb.env, timeout=60)
     assert proc.returncode != 0 and time.monotonic() - start < 15, proc.stderr
 

@@ -67,7 +67,7 @@ def test_a_pki_directory_open_to_others_is_refused(tmp_path):
     open_dir = tmp_path / "open"
     open_dir.mkdir(mode=0o755)
     os.chmod(open_dir, 0o755)
-    with pytest.raises(errors.UserError, match="pki_dir=.*closed to group and others"):
+    with pytest.raises(errors.UserError, match="switch_pki_dir=.*closed to group and others"):
         pki.ensure(open_dir)
     assert not list(open_dir.iterdir())
 
@@ -77,7 +77,7 @@ def test_a_pki_directory_open_to_others_is_refused(tmp_path):
                                           ("--audit-interval", "1e9")])
 def test_bad_agent_timings_are_refused_naming_the_option(tmp_path, option, value):
     proc = subprocess.run([sys.executable, "-m", "sg_ofctl.cli", "agent", "--bridge", "br-x",
-                           "--run-dir", str(tmp_path), "--pki-dir", str(tmp_path / "pki"),
+                           "--run-dir", str(tmp_path), "--switch-pki-dir", str(tmp_path / "pki"),
                            option, value], capture_output=True, text=True, check=False,
                           timeout=60)
     assert proc.returncode != 0

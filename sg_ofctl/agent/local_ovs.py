@@ -165,7 +165,7 @@ class LocalOvs:
             raise errors.UserError(
                 f"Open_vSwitch SSL is already set (private_key={current[0]!r}, "
                 f"certificate={current[1]!r}, ca_cert={current[2]!r}) and ovs-vswitchd has "
-                "only one: remove it (ovs-vsctl del-ssl) or run the agent with --pki-dir "
+                "only one: remove it (ovs-vsctl del-ssl) or run the agent with --switch-pki-dir "
                 "where those files' CA signs the agent's")
         with api.transaction(check_error=True) as txn:
             row = txn.add(api.db_create("SSL", private_key=key, certificate=cert,

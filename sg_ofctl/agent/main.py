@@ -30,7 +30,7 @@ class AgentConfig:
     run_dir: Path | None = None
     datapath_type: str | None = None
     timeout: float = 10.0
-    pki_dir: Path | None = None           # TLS files of the switch channel (made if missing)
+    switch_pki_dir: Path | None = None    # TLS files of the switch channel (made if missing)
     insecure_plain_tcp: bool = False      # no TLS: any local process may connect
     switch_timeout: float = 30.0          # the bridge must connect within this at start
     audit_interval: float = 60.0
@@ -43,8 +43,8 @@ def _split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def default_pki_dir() -> Path:
-    return Path(os.environ.get("SG_OFCTL_PKI_DIR") or "/etc/sg-ofctl/pki")
+def default_switch_pki_dir() -> Path:
+    return Path(os.environ.get("SG_OFCTL_SWITCH_PKI_DIR") or "/etc/sg-ofctl/switch-pki")
 
 
 def start_os_ken(host: str, port: int, first_table: int, listener=None, guard=None):
@@ -62,7 +62,7 @@ def channel_security(config: AgentConfig):
                     "process that can reach it may connect; only the datapath check keeps "
                     "an impostor out", config.listen)
         return ChannelSecurity("plain")
-    files = pki.ensure(config.pki_dir or default_pki_dir())
+    files = pki.ensure(config.switch_pki_dir or default_switch_pki_dir())
     return ChannelSecurity("tls", ca_cert=str(files.ca_cert),
                            cert=str(files.cert("controller")), key=str(files.key("controller")))
 

@@ -29,9 +29,10 @@ def register(sub) -> None:
                        "$SG_OFCTL_RUN_DIR, /run/sg-ofctl for root)")
     agent.add_argument("--datapath-type", help="datapath_type if the agent creates the "
                        "bridge (e.g. netdev)")
-    agent.add_argument("--pki-dir", help="TLS files of the switch channel (a CA, the agent's "
+    agent.add_argument("--switch-pki-dir",
+                       help="TLS files of the switch channel (a CA, the agent's "
                        "and the bridge's certificates; made if missing; default "
-                       "$SG_OFCTL_PKI_DIR, else /etc/sg-ofctl/pki)")
+                       "$SG_OFCTL_SWITCH_PKI_DIR, else /etc/sg-ofctl/switch-pki)")
     agent.add_argument("--insecure-plain-tcp", action="store_true",
                        help="INSECURE: listen for the switch with plain TCP instead of TLS; "
                             "any process that reaches the port can connect (only the "
@@ -78,7 +79,7 @@ def _agent(args):
         listen=args.listen, first_table=args.first_table, host=host_name(args),
         run_dir=Path(args.run_dir) if args.run_dir else None,
         datapath_type=args.datapath_type, timeout=args.timeout,
-        pki_dir=Path(args.pki_dir) if args.pki_dir else None,
+        switch_pki_dir=Path(args.switch_pki_dir) if args.switch_pki_dir else None,
         insecure_plain_tcp=args.insecure_plain_tcp, switch_timeout=args.switch_timeout,
         audit_interval=args.audit_interval)
     return agent_main.run(config)

@@ -61,8 +61,8 @@ def ensure(directory) -> Pki:
         st = pki.dir.stat()
         if st.st_uid != os.geteuid() or st.st_mode & 0o077:
             raise errors.UserError(
-                f"pki_dir={str(pki.dir)!r}: must be owned by uid {os.geteuid()} and closed to "
-                f"group and others (mode {oct(st.st_mode & 0o777)}); chmod 700 it")
+                f"switch_pki_dir={str(pki.dir)!r}: must be owned by uid {os.geteuid()} and "
+                f"closed to group and others (mode {oct(st.st_mode & 0o777)}); chmod 700 it")
         with open(pki.dir / ".lock", "w") as lock:   # agents of one host may start together
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not pki.complete():

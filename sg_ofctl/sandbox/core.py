@@ -192,7 +192,7 @@ class Sandbox:
     def _start_agent(self) -> None:
         argv = [*agent_command(), "--db", self.db, "agent", "--bridge", BRIDGE,
                 "--ovs-db", self.ovs.db, "--listen", OF_LISTEN, "--host", HOST,
-                "--run-dir", str(self.run_dir), "--pki-dir", str(self.dir / "pki")]
+                "--run-dir", str(self.run_dir), "--switch-pki-dir", str(self.dir / "pki")]
         log = open(self.dir / "agent.log", "ab")
         env = {**self.ovs.env, "SG_OFCTL_DB": self.db, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(["ip", "netns", "exec", self.hv_ns, *argv], stdout=log,
