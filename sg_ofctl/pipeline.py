@@ -66,7 +66,8 @@ GROUP = Register("group", "reg3", "number of the security group being evaluated"
 VERDICT = Register("verdict", "reg4", "bit 0: some allow rule matched; bit 1: some deny "
                    "rule matched")
 FLAGS = Register("flags", "reg5", "bit 0: port is stateless; bit 1: re-checking an "
-                 "established connection; bit 2: its connection was marked revoked")
+                 "established connection; bit 2: its connection was marked revoked; "
+                 "bit 3: the sender allowed a new connection that is not committed yet")
 REGISTERS = (SRC_PORT, DST_PORT, ZONE, GROUP, VERDICT, FLAGS)
 
 VERDICT_ALLOW = 0x1
@@ -74,6 +75,8 @@ VERDICT_DENY = 0x2
 FLAG_STATELESS = 0x1
 FLAG_ESTABLISHED = 0x2
 FLAG_WAS_REVOKED = 0x4
+FLAG_COMMIT_PENDING = 0x8   # kept by `forward`: the receiver's verdict commits, or `forward`
+FLAGS_PER_SIDE = 0x7        # the bits `forward` resets for the receiving side
 
 CT_MARK_REVOKED_EGRESS = 0x1
 CT_MARK_REVOKED_INGRESS = 0x2
@@ -148,8 +151,10 @@ TABLES = (
           ("reg4", "reg5", "eth_type"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
-          "stages; anything else to `deliver`",
-          ("reg2", "eth_dst"), ("ingress_guard", "deliver"), miss="goto deliver"),
+          "stages, whose verdict commits a new connection; anything else to `deliver`, "
+          "committing first a new connection the sender allowed",
+          ("reg2", "eth_dst", "reg5", "eth_type"), ("ingress_guard", "deliver"),
+          miss="goto deliver"),
     Table("ingress_guard", "ingress conntrack",
           "VLAN tag popped; ARP, neighbour discovery, router advertisements, MLD and "
           "DHCP replies always pass; other non-IP traffic is dropped",

@@ -88,7 +88,12 @@ so overlapping address spaces don't mix; the ingress stage does `ct_clear` befor
 its own lookup. In `*_state`: `+inv` is dropped; replies (`+est+rpl`) and related
 traffic pass at once unless the connection is marked revoked; new connections and
 established ones in their original direction are checked against the current
-rules. An allowed new connection is committed. An established connection that the
+rules. An allowed new connection is committed once, after both verdicts: the
+sender's egress verdict only sets the `flags` bit "commit pending"; the
+receiver's ingress verdict commits it (a stateless receiver: its verdict commits
+the pending connection), and `forward` commits it before `deliver` for any other
+destination. So a connection the receiver refuses leaves no conntrack entry (a
+flood of refused SYNs cannot fill the table). An established connection that the
 rules no longer allow is committed with a "revoked" ct_mark bit and dropped; from
 then on its replies are dropped too. The sender's egress check and the receiver's
 ingress check (both in the network's zone, for traffic between local ports) each

@@ -8,7 +8,7 @@ from typing import Iterable, NamedTuple
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
 from sg_ofctl.compiler.conntrack import conntrack_flows
-from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Output, PopVlan, PushVlan,
+from sg_ofctl.compiler.flows import (Conjunction, Ct, Flow, Goto, Load, Output, PopVlan, PushVlan,
                                      Resubmit, SetVlan, intern, ip_value, make_match, set_bits)
 from sg_ofctl.compiler.flows import Action
 from sg_ofctl.compiler.portranges import range_to_masks
@@ -90,7 +90,11 @@ def static_flows() -> list[Flow]:
     add("egress_guard", 80, [], eth_type=ETH_IPV6, ipv6_src=0)
     add("egress_guard", 0, [Goto("egress_ct")])
 
-    # forward: anything not for a filtered local port.
+    # forward: anything not for a filtered local port; a new connection that the
+    # sender allowed is committed here (a local receiver's verdict commits it).
+    for eth in (ETH_IP, ETH_IPV6):
+        add("forward", 1, [Ct(commit=True), Goto("deliver")], eth_type=eth,
+            reg5=(P.FLAG_COMMIT_PENDING, P.FLAG_COMMIT_PENDING))
     add("forward", 0, [Goto("deliver")])
 
     # ingress_guard: pop a trunk's VLAN tag, then what always reaches a VM.
@@ -243,7 +247,9 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool) -> li
         flows.append(_flow(f"{direction}_dispatch", 100, _m(**{reg.field: o}), actions, c))
     for mac in macs:  # the port's own MAC and its allowed pairs' MACs
         flows.append(_flow("forward", 100, _m(**{P.ZONE.field: zone}, eth_dst=_mac_int(mac)),
-                           [_load(P.DST_PORT, o), _load(P.FLAGS, flags), Goto("ingress_guard")],
+                           [_load(P.DST_PORT, o), _load(P.FLAGS, flags, 0,
+                                                        P.FLAGS_PER_SIDE.bit_length()),
+                            Goto("ingress_guard")],
                            c))
     flows.append(_flow("ingress_output", 100, _m(**{P.DST_PORT.field: o}), [Output(o)], c))
     # One IPv6 address may be bound to two MACs: its NA flow is the same for both.
