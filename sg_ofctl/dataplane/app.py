@@ -95,9 +95,10 @@ class DataplaneApp(app_manager.OSKenApp):
     def _desc_reply(self, ev):
         try:
             dp = ev.msg.datapath
+            if ev.msg.xid != _DESC_REQUEST_XID:
+                return
             with self._changed:
-                pending = self._probation.pop(dp, None)
-                if not pending or ev.msg.xid != _DESC_REQUEST_XID:
+                if not self._probation.pop(dp, None):
                     return
                 reason = self.guard.check(dp.id, ev.msg.body.dp_desc)
                 if reason is None:
