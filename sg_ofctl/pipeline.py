@@ -147,8 +147,9 @@ TABLES = (
           ("reg3", "conj_id", "eth_type") + _L3 + _L4, (), miss="no verdict"),
     Table("egress_verdict", "egress rules",
           "deny wins; allowed new connections are committed; a denied established "
-          "connection is marked revoked",
-          ("reg4", "reg5", "eth_type"), ("forward",)),
+          "connection is marked revoked; a logged port's events are copied to the "
+          "controller (through the packet-log meter)",
+          ("reg4", "reg5", "eth_type", "reg0"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
           "stages, whose verdict commits a new connection; anything else to `deliver`, "
@@ -171,7 +172,7 @@ TABLES = (
     Table("ingress_rules", "ingress rules", "as `egress_rules`, for ingress rules",
           ("reg3", "conj_id", "eth_type") + _L3 + _L4, (), miss="no verdict"),
     Table("ingress_verdict", "ingress rules", "as `egress_verdict`",
-          ("reg4", "reg5", "eth_type"), ("ingress_output",)),
+          ("reg4", "reg5", "eth_type", "reg1"), ("ingress_output",)),
     Table("ingress_output", "commit and forward",
           "deliver to the receiving port", ("reg1",), ()),
     Table("deliver", "commit and forward",

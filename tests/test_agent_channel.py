@@ -12,7 +12,7 @@ import pytest
 
 from agent_testbed import OF_LISTEN, Hypervisor, eventually
 from ovs_testbed import OvsTestbed
-from ovsdb_fixtures import new_database
+from ovsdb_fixtures import new_database, run_cli
 
 pytestmark = pytest.mark.root
 
@@ -47,6 +47,17 @@ def fake_switch(h, *args, user=()) -> subprocess.Popen:
                              port, *args], stdout=subprocess.PIPE, text=True)
 
 
+def status_text(h) -> tuple[int, str]:
+    """`sg-ofctl status` (exit status, output): non-zero unless healthy."""
+    rc, out, _err = run_cli("status", "--run-dir", str(h.tb.dir), db=h.db)
+    return rc, out
+
+
+def degraded(h) -> dict | None:
+    s = h.status()
+    return s if s.get("health", {}).get("state") == "degraded" else None
+
+
 def bridge_dpid(h) -> str:
     return h.tb.vsctl("get", "Bridge", h.tb.bridge, "datapath_id").strip('"')
 
@@ -68,11 +79,12 @@ def rule_change_latency(h) -> float:
 def test_channel_is_tls_and_checked_against_the_local_database(net):
     s = net.status()
     assert s["state"] == "running" and s["channel"]["security"] == "tls"
+    assert s["channel"]["problem"] is None
     assert s["channel"]["verified"] and s["channel"]["datapath_id"] == bridge_dpid(net)
     assert net.tb.vsctl("get-controller", net.tb.bridge) == "ssl:127.0.0.1:6653"
     eventually(lambda: net.status()["channel"]["ovsdb"]["controller_is_connected"], 15,
                what="Controller is_connected in the status")
-    out = net.cli("status", "--run-dir", str(net.tb.dir))
+    rc, out = status_text(net)
     assert "tls" in out and "is_connected=True" in out and "last audit" in out
     # The private key is closed to other users (an unprivileged impostor can't use it).
     pki = net.tb.dir / "pki"
@@ -89,10 +101,13 @@ def test_an_unprivileged_impostor_without_certificate_is_refused(net):
     assert counts["closed_by_peer"] and counts["flow_mods"] == counts["bundle_msgs"] == 0
     s = eventually(lambda: net.status() if net.status()["channel"]["refused_total"] > before
                    else None, 10, what="the refusal in the status")
-    assert s["state"] == "degraded" and "TLS handshake" in s["degraded_reason"]
+    assert "TLS handshake" in s["channel"]["problem"]
+    s = eventually(lambda: degraded(net), 10, what="the agent degraded")
+    assert any(p.startswith("switch channel: refused a switch connection")
+               for p in s["health"]["problems"])
     assert s["switch"]["connected"] and s["channel"]["verified"]
-    assert "degraded: refused a switch connection" in net.cli("status", "--run-dir",
-                                                              str(net.tb.dir))
+    rc, out = status_text(net)
+    assert rc != 0 and "degraded" in out and "switch channel: refused" in out
     assert "refused a switch connection" in net.tb.log_tail("agent.log", 200)
     assert rule_change_latency(net) < 1.0
 
@@ -120,7 +135,7 @@ def test_an_impostor_claiming_the_datapath_never_replaces_the_bridge(net):
     assert any("secret" in r for r in reasons) and any("description within" in r
                                                         for r in reasons)
     assert all(r["datapath_id"] == dpid for r in s["channel"]["refused"][-2:])
-    assert s["state"] == "degraded" and s["switch"]["connected"]
+    assert degraded(net) and s["switch"]["connected"]
     assert s["switch"]["datapath_id"] == dpid
     assert rule_change_latency(net) < 1.0          # still the real bridge
 
@@ -164,7 +179,6 @@ def test_plain_tcp_needs_its_flag_and_still_refuses_an_impostor(net):
     fake = fake_switch(net, dpid, "10", user=NOBODY)      # the attack of the issue
     counts = json.loads(fake.communicate(timeout=30)[0].splitlines()[-1])
     assert counts["closed_by_peer"] and counts["flow_mods"] == counts["bundle_msgs"] == 0
-    s = eventually(lambda: net.status() if net.status()["state"] == "degraded" else None, 10,
-                   what="degraded")
-    assert "secret" in s["degraded_reason"] and s["switch"]["datapath_id"] == dpid
+    s = eventually(lambda: degraded(net), 10, what="degraded")
+    assert "secret" in s["channel"]["problem"] and s["switch"]["datapath_id"] == dpid
     assert rule_change_latency(net) < 1.0

@@ -8,7 +8,7 @@ from pathlib import Path
 from sg_ofctl import model
 from sg_ofctl.ovsdb import api
 
-from ovsdb_fixtures import ok, sgdb  # noqa: F401
+from ovsdb_fixtures import new_database, ok, sgdb  # noqa: F401
 import pytest
 
 pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
@@ -91,3 +91,18 @@ def test_group_with_a_rule_naming_itself_can_be_deleted(sgdb):
     assert ok("group", "list", "-f", "value", "-c", "Name", db=sgdb.remote) == "default\n"
     assert ok("rule", "list", "-f", "value", "-c", "Security Group",
               db=sgdb.remote).split() == ["default"] * 4
+
+
+def test_an_agent_first_on_an_empty_database_reads_it_and_writes_nothing():
+    """It replicates only some columns: initialising from there failed (KeyError)."""
+    from sg_ofctl.agent.sgdb import SgDatabase
+    with new_database() as db:
+        db.start()
+        agent_view = SgDatabase(db.remote, on_change=lambda: None)
+        try:
+            state = agent_view.snapshot()
+            assert state.groups == {} and state.ports == {}
+        finally:
+            agent_view.close()
+        assert ok("group", "list", "-f", "value", "-c", "Name", db=db.remote).split() == \
+            ["default"]

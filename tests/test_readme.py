@@ -50,6 +50,9 @@ COVERED_ELSEWHERE = {
     ".venv/bin/python mininet/run.py": ("test_mininet_runner.py::test_runner_reachability",
                                         "run.py", None),
     "sg-ofctl status": ("test_agent_traffic.py::test_status_command", '"status"', None),
+    "sg-ofctl trace --bridge": (
+        "test_trace_agent.py::test_trace_names_the_rules_and_matches_real_packets", "trace(hv",
+        None),
     "sg-ofctl explain --from web-1-eth0": (
         "test_explain.py::test_explain_names_the_deciding_rules", "web-1-eth0", None),
     "sg-ofctl agent": ("test_agent_traffic.py::test_tags_create_and_bind_the_port",

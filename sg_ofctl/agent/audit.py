@@ -181,3 +181,85 @@ class Auditor:
     def status(self) -> dict:
         return {"interval": self.interval, "audits": self.audits,
                 "repairs_total": self.repairs_total, "last": self.last}
+
+
+def earliest(*waits):
+    """The shortest of these waits (None: no limit)."""
+    given = [w for w in waits if w is not None]
+    return min(given) if given else None
+
+
+class WorkerAudit:
+    """The worker's side of the audit: when to read, and repairing from a read.
+    `generation` counts the bundles the worker sent: a read that began before
+    one is stale (it would "repair" the change back); it is read again soon,
+    and the third time in the worker itself, so an audit always happens."""
+
+    def __init__(self, interval: float, kick):
+        self.auditor = Auditor(interval)
+        self.kick = kick
+        self.reading: BackgroundRead | None = None
+        self.stale_reads = 0
+        self.generation = 0
+
+    def wait(self, conn) -> float | None:
+        """Seconds until the next audit is due (None: not while disconnected)."""
+        if conn is None or conn.closed or self.auditor.interval <= 0:
+            return None
+        return self.auditor.seconds_until_due()
+
+    def due(self, conn) -> bool:
+        return conn is not None and not conn.closed and self.auditor.due()
+
+    def start_if_due(self, conn) -> bool:
+        """Start a background read if one is due; True if a read is ready."""
+        if self.reading is None and self.auditor.due():
+            self.reading = BackgroundRead(conn, self.generation, lambda: self.kick("audit"))
+            self.auditor.defer(self.auditor.interval)
+        return self.reading is not None and self.reading.done.is_set()
+
+    def on_connect(self, conn, desired, first: bool, when: str):
+        """The audit of a (re)connection: (FlowDiff, error text or None).  The
+        catch-up at agent start is not counted as repairs."""
+        why = "start" if first else "switch connected"
+        change, result = reconcile(conn, desired, "switch connected", log_repairs=not first)
+        return change, self.record(why, result, when)
+
+    def repair(self, conn, desired, why: str, when: str):
+        """Repair from the finished read: (AuditResult, error text or None), or
+        None if the read was stale or failed (read again in a second)."""
+        reading, self.reading = self.reading, None
+        if reading is None or reading.error is not None or reading.conn is not conn:
+            self.auditor.due_in(1.0)
+            return None
+        stale = reading.generation != self.generation
+        if stale and self.stale_reads < 2:
+            self.stale_reads += 1
+            self.auditor.due_in(1.0)
+            return None
+        self.stale_reads = 0
+        _change, result = reconcile(conn, desired, why,
+                                    background=None if stale else reading)
+        reading.read = _change = None   # ~25,000 entries at 1,000 ports: free them
+        return result, self.record(why, result, when)
+
+    def periodic(self, conn, desired, when: str, on_error, release) -> int:
+        """Repair from the finished read; the flow mods it sent (0: the read was
+        stale or failed, read again in a second).  A repair goes to on_error."""
+        done = self.repair(conn, desired, "periodic", when)
+        if done is None:
+            return 0
+        result, error = done
+        if error:
+            on_error(error)
+        release()                 # the read-back's memory
+        self.kick("audit")        # a round at once: it re-reads the ports' config
+        return result.repairs
+
+    def record(self, why: str, result: AuditResult, when: str) -> str | None:
+        """Count it; the error text to report if it repaired anything."""
+        self.auditor.record(why, result, when, count=why != "start")
+        if result.repairs and why != "start":
+            return (f"audit ({why}) repaired {result.repairs} flow(s): {result.missing} "
+                    f"missing, {result.altered} altered, {result.unexpected} unexpected")
+        return None

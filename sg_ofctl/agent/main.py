@@ -30,6 +30,13 @@ class AgentConfig:
     run_dir: Path | None = None
     datapath_type: str | None = None
     timeout: float = 10.0
+    metrics_listen: str | None = None      # ADDR:PORT of the Prometheus endpoint
+    metrics_tls: dict | None = None        # certfile, keyfile, client_cafile
+    db_rtt_threshold: float = 0.15         # seconds: a slower database link is degraded
+    health_interval: float = 2.0           # seconds between database echoes / status writes
+    packet_log: Path | None = None         # JSON lines (default: RUN_DIR/packets-BRIDGE.json)
+    packet_log_text: Path | None = None    # readable lines (default: ...packets-BRIDGE.log)
+    packet_log_syslog: str | None = None   # unix:/dev/log or udp:HOST:PORT (RFC 5424)
     switch_pki_dir: Path | None = None    # TLS files of the switch channel (made if missing)
     insecure_plain_tcp: bool = False      # no TLS: any local process may connect
     switch_timeout: float = 30.0          # the bridge must connect within this at start
@@ -73,6 +80,9 @@ def run(config: AgentConfig) -> int:
     from sg_ofctl.agent.ofapp import AgentApp
     from sg_ofctl.agent.sgdb import SgDatabase
     from sg_ofctl.agent.worker import Worker
+    from sg_ofctl.observe.metrics import AgentMetrics
+    from sg_ofctl.observe.packetlog import PacketLogger
+    from sg_ofctl.observe.service import Observability
     from sg_ofctl.dataplane import pki
     from sg_ofctl.dataplane.channel import ChannelGuard, Listener, new_secret
 
@@ -102,30 +112,47 @@ def run(config: AgentConfig) -> int:
             kick_target[0].kick(why)
 
     AgentApp.listener = staticmethod(kick)
+    metrics = AgentMetrics()
+    packet_log = PacketLogger(
+        host, config.bridge,
+        config.packet_log or run_dir / f"packets-{config.bridge}.json",
+        config.packet_log_text or run_dir / f"packets-{config.bridge}.log",
+        config.packet_log_syslog, metrics)
+    AgentApp.packet_in = staticmethod(packet_log.packet_in)
     LOG.info("agent for bridge %s on host %s; OpenFlow on %s (%s)", config.bridge, host,
              config.listen, security.describe())
     # Bind first: a second agent fails here, before it touches anything.
     guard = None
     listener = Listener(listen_host, listen_port, security,
                         on_refused=lambda *a: guard.refuse(*a) if guard else None)
-    sgdb = SgDatabase(config.db, kick, timeout=config.timeout)
-    local = worker = None
+    def db_changed():
+        metrics.change_seen()      # convergence is measured from here
+        kick()
+    sgdb = SgDatabase(config.db, db_changed, timeout=config.timeout)
+    local = worker = observability = None
     status = 0
     try:
         local = LocalOvs(config.ovs_db, config.bridge, kick, timeout=config.timeout)
         guard = ChannelGuard(local.channel_secret(new_secret), security)
         app = start_os_ken(listen_host, listen_port, config.first_table, listener, guard)
         worker = Worker(app=app, local=local, sgdb=sgdb, host=host, bridge=config.bridge,
-                        status_path=status_path, db_remotes=config.db,
+                        status_path=status_path, db_remotes=config.db, metrics=metrics,
+                        rtt_threshold=config.db_rtt_threshold,
                         audit_interval=config.audit_interval)
+        worker.packet_log = packet_log
         kick_target.append(worker)
+        observability = Observability(worker, sgdb, config.db, config.metrics_listen,
+                                      config.metrics_tls, config.health_interval)
         if security.mode == "tls":
             files = pki.Pki(Path(security.ca_cert).parent)
             local.configure_ssl(str(files.key("switch")), str(files.cert("switch")),
                                 security.ca_cert)
         local.configure_bridge(controller, config.first_table, config.datapath_type,
                                guard.secret)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        packet_log.start()
         worker.start()
+        observability.start()
         worker.kick("start")
         try:
             app.wait_for_switch(config.switch_timeout)
@@ -144,6 +171,9 @@ def run(config: AgentConfig) -> int:
         LOG.exception("the agent failed")
         status = 1
     finally:
+        if observability is not None:
+            observability.stop()
+        packet_log.stop()
         if worker is not None and worker.is_alive():
             worker.stop()
             worker.stopped.wait(30)

@@ -16,6 +16,7 @@ LOG = logging.getLogger(__name__)
 
 class AgentApp(DataplaneApp):
     listener = None   # the worker's kick(), set before os-ken starts
+    packet_in = None  # the packet log's intake (observe/packetlog.py), if any
 
     def connections_changed(self) -> None:
         if self.listener is not None:
@@ -28,3 +29,11 @@ class AgentApp(DataplaneApp):
                 self.listener("port-status")
         except Exception:
             LOG.exception("handling a port status message")
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        try:
+            if self.packet_in is not None:
+                self.packet_in(ev.msg)
+        except Exception:
+            LOG.exception("handling a packet-in")

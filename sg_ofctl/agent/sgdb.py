@@ -26,7 +26,7 @@ from sg_ofctl import errors, model
 from sg_ofctl.agent.idlwatch import ConnectionWatch
 from sg_ofctl.ovsdb import api as sg_api
 from sg_ofctl.ovsdb import bindings as ovsdb_bindings
-from sg_ofctl.ovsdb import convert
+from sg_ofctl.ovsdb import convert, logs as log_rows
 from sg_ofctl.ovsdb.host_writes import HostWrites, HostWritesResult
 
 LOG = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class SgState:
     ports: dict             # name -> PortRecord
     members: dict           # group id -> model.MemberAddresses
     bound: dict = field(default_factory=dict)   # port name -> hosts that have bound it
+    logs: tuple = field(default=())   # model.logs.PacketLog of every valid, enabled log
 
 
 class _Idl(ConnectionWatch, sg_api.SgIdl):
@@ -85,11 +86,14 @@ class _Tracker:
         self.dirty_groups: set = set()     # group row uuids whose group or rules changed
         self.dirty_ports: set = set()
         self.bindings_changed = True
+        self.logs_dirty = True
 
     def changed(self, table, row, event):
         with self.lock:
             if table == ovsdb_bindings.BINDING:
                 self.bindings_changed = True
+            elif table == log_rows.LOG:
+                self.logs_dirty = True
             elif table == PORT:
                 self.dirty_ports.add(row.uuid)
             elif table == GROUP:
@@ -109,6 +113,11 @@ class _Tracker:
             self.all_dirty, self.dirty_groups, self.dirty_ports = False, set(), set()
             self.bindings_changed = False
             return out
+
+    def take_logs(self) -> bool:
+        with self.lock:
+            dirty, self.logs_dirty = self.logs_dirty, False
+            return dirty
 
 
 # The columns the agent reads: replicating only these keeps its memory down at
@@ -130,8 +139,10 @@ class SgDatabase:
         class Idl(_Idl):
             tracker = self.tracker
         self.remotes, self.timeout = remotes, timeout
+        # Reads only (relays are never leaders); the agent never initialises the
+        # database: it replicates only some columns, and its role may not write groups.
         self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl, columns=READ_COLUMNS,
-                                  leader_only=False)     # relays are never leaders
+                                  leader_only=False, initialize=False)
         self._groups: dict = {}         # group uuid -> model.SecurityGroup | None
         self._group_errors: dict = {}   # group uuid -> error text
         self._ports: dict = {}          # port uuid -> PortRecord
@@ -158,6 +169,7 @@ class SgDatabase:
 
     def _snapshot(self, t) -> SgState:
         all_dirty, dirty_groups, dirty_ports, bindings_changed = self.tracker.take()
+        logs_dirty = self.tracker.take_logs() or all_dirty
         if all_dirty or bindings_changed or self._state is None:
             self._bound = ovsdb_bindings.hosts_by_port(t)
         if all_dirty:
@@ -171,6 +183,8 @@ class SgDatabase:
         if not dirty_groups and not dirty_ports and self._state is not None:
             if self._state.bound is not self._bound:
                 self._state = dataclasses.replace(self._state, bound=self._bound)
+            if logs_dirty:
+                self._state = dataclasses.replace(self._state, logs=self._read_logs(t))
             return self._state
         groups_changed = bool(dirty_groups)
         if dirty_groups:
@@ -235,9 +249,23 @@ class SgDatabase:
         self.errors = {f"group:{u}": e for u, e in self._group_errors.items()}
         self.errors.update({f"port:{r.name}": r.error for r in self._ports.values()
                             if r.error})
+        logs = self._read_logs(t) if logs_dirty or self._state is None else self._state.logs
         self._state = SgState(groups, group_ids,
-                              {r.name: r for r in self._ports.values()}, members, self._bound)
+                              {r.name: r for r in self._ports.values()}, members, self._bound,
+                              logs)
         return self._state
+
+    def _read_logs(self, t) -> tuple:
+        """The enabled packet logs; an invalid one (its target deleted) is skipped."""
+        out = []
+        for row in t[log_rows.LOG].rows.values() if log_rows.LOG in t else ():
+            try:
+                log = log_rows.log_from_row(row)
+            except model.ValidationError:
+                continue
+            if log.enabled:
+                out.append(log)
+        return tuple(sorted(out, key=lambda log: log.name))
 
     # -- writes (the writer thread) -------------------------------------------------------
     def write(self, writes: HostWrites) -> HostWritesResult:

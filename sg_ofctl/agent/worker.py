@@ -29,16 +29,19 @@ import threading
 import time
 from collections import deque
 
-from sg_ofctl.agent import audit, claims, health, revoke, status as status_mod
+from sg_ofctl.agent import audit, claims, revoke, status as status_mod, switchcheck
 from sg_ofctl.agent.bindings import plan_writes
 from sg_ofctl.agent.view import ViewBuilder
 from sg_ofctl.agent.writer import DatabaseWriter
 from sg_ofctl.compiler import Compiler
+from sg_ofctl.observe import health
+from sg_ofctl.observe.metrics import AgentMetrics
 
 LOG = logging.getLogger(__name__)
 # New ports enforced per round: a round stays short (tens of ms), so a rule
 # change made during a burst of new ports waits for at most one such round.
 NEW_PORTS_PER_ROUND = 25
+IDLE_POLL = 2.0   # seconds: while packet logging is on, read its meter this often when idle
 
 
 def _release_memory() -> None:
@@ -59,7 +62,9 @@ def _now() -> str:
 
 class Worker(threading.Thread):
     def __init__(self, *, app, local, sgdb, host: str, bridge: str, status_path,
-                 db_remotes: str = "", audit_interval: float = 60.0):
+                 db_remotes: str = "", metrics: AgentMetrics | None = None,
+                 rtt_threshold: float = health.DEFAULT_RTT_THRESHOLD,
+                 audit_interval: float = 60.0):
         super().__init__(name="sg-ofctl-worker", daemon=True)
         self.app, self.local, self.sgdb = app, local, sgdb
         self.host, self.bridge, self.status_path = host, bridge, status_path
@@ -69,10 +74,7 @@ class Worker(threading.Thread):
         self.stopped = threading.Event()
         self.compiler = Compiler()
         self.builder = ViewBuilder(owners=claims.previous_owners(status_path))
-        self.auditor = audit.Auditor(audit_interval)
-        self._reading = None         # an audit's BackgroundRead in flight
-        self._stale_reads = 0
-        self._flow_generation = 0    # bundles sent (an audit read older than one is stale)
+        self.audit = audit.WorkerAudit(audit_interval, self.kick)
         self._local = None
         self.conn = None
         self.need_full = True
@@ -87,6 +89,14 @@ class Worker(threading.Thread):
                       "last_sync": None, "last_sync_seconds": None, "last_flow_mods": 0,
                       "first_sync_flow_mods": None, "full_syncs": 0}
         self._last = {"problems": {}, "ports": [], "uplinks": []}
+        # Observability (observe/): metrics, and the database link's probe (set by main).
+        self.metrics = metrics or AgentMetrics()
+        self.db_probe = None
+        self.packet_log = None      # observe.packetlog.PacketLogger (set by main)
+        self._logging = None        # this round's logged ports (port id -> LogFlags)
+        self.rtt_threshold = rtt_threshold
+        self._status_lock = threading.Lock()
+        self._status_final = False
         self.writer = DatabaseWriter(sgdb=sgdb, local=local, on_error=self._error,
                                      on_failures_changed=lambda: self.kick("write failed"))
 
@@ -110,18 +120,27 @@ class Worker(threading.Thread):
         delay = None
         try:
             while not self._stopping.is_set():
-                self._kick.wait(self._next_wait(delay))
+                kicked = self._kick.wait(audit.earliest(delay, self._idle_wait(),
+                                                        self.audit.wait(self.conn)))
                 if self._stopping.is_set():
                     break
+                if not kicked and delay is None and not self.audit.due(self.conn):
+                    self._idle()
+                    continue
                 self._kick.clear()
+                change = self.metrics.take_change()
                 try:
                     self.sync()
                     delay = None
+                    self.metrics.converged(change)
+                    self.metrics.syncs.labels("ok").inc()
                 except Exception as e:  # log, keep going, retry later
+                    self.metrics.give_back(change)
+                    self.metrics.syncs.labels("failed").inc()
                     LOG.exception("sync failed")
                     self._error(f"sync failed: {type(e).__name__}: {e}")
                     delay = min(5.0, (delay or 0.1) * 2)
-                    self.auditor.defer(delay)
+                    self.audit.auditor.defer(delay)
                 self._write_status()
         except Exception:
             LOG.exception("the worker loop itself failed")
@@ -129,12 +148,16 @@ class Worker(threading.Thread):
             self._write_status("stopped")
             self.stopped.set()
 
-    def _next_wait(self, delay):
-        """Sleep until kicked, the retry delay, or the next audit (while connected)."""
-        if self.conn is None or self.conn.closed or self.auditor.interval <= 0:
-            return delay
-        until = self.auditor.seconds_until_due()
-        return until if delay is None else min(delay, until)
+    def _idle_wait(self) -> float | None:
+        return IDLE_POLL if self.packet_log is not None and self.packet_log.active else None
+
+    def _idle(self) -> None:
+        """Nothing changed for a while: read the packet-log meter's counters."""
+        try:
+            if self.conn is not None and not self.conn.closed:
+                self.packet_log.poll(self.conn)
+        except Exception as e:
+            LOG.warning("reading the packet-log meter: %s", e)
 
     def _error(self, text: str) -> None:
         self.errors.append({"time": _now(), "error": text})
@@ -151,21 +174,15 @@ class Worker(threading.Thread):
         if not local.bridge_found:
             self._log_once(("no-bridge",), logging.ERROR, "bridge %s not found", self.bridge)
             return
-        self._local = local
-        if getattr(self.app, "guard", None) is not None:
-            self.app.guard.expected_dpid = local.datapath_id
+        self._local = switchcheck.note_bridge(self.app, local)
         conn = self._connection(local.datapath_id)
-        if conn is not None and not self.need_full and self._reading is None and \
-                self.auditor.due():
-            self._reading = audit.BackgroundRead(conn, self._flow_generation,
-                                                 lambda: self.kick("audit"))
-            self.auditor.defer(self.auditor.interval)
-        audit_ready = self._reading is not None and self._reading.done.is_set()
-        if audit_ready:
-            self.port_config = None   # re-read the ports' config from the switch too
+        audit_ready = conn is not None and not self.need_full and \
+            self.audit.start_if_due(conn)
         sg = self.sgdb.snapshot()
         read = time.monotonic()
         built = self.builder.build(local, sg, self._new_ports_this_round(conn, sg))
+        if self.packet_log is not None:
+            self._logging = self.packet_log.plan(built.view, sg.logs)
         writes = plan_writes(local, sg, built, self.host)
         self.writer.submit(writes)     # written meanwhile, off this path
         self._explain_problems(local, built, writes)
@@ -180,9 +197,13 @@ class Worker(threading.Thread):
             closed = [i for i in local.interfaces
                       if i.iface_id and i.name not in built.ports_by_iface]
             self._set_forwarding(conn, [i.ofport for i in closed], False)
+            if self.packet_log is not None:    # its meter before the flows using it
+                self._logging = self.packet_log.before_flows(conn, self._logging)
             flow_mods = self._flows(conn, built.view)
             if audit_ready:
-                self._audit(conn, "periodic")
+                self._audit(conn)
+            if self.packet_log is not None:
+                self.packet_log.after_flows(conn)
             for flush in revoke.flushes(self.installed_view, built.view):
                 conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
                 self.stats["ct_flushes"] += 1
@@ -199,6 +220,7 @@ class Worker(threading.Thread):
         self.stats["last_sync_seconds"] = round(time.monotonic() - start, 4)
         self._last = {"problems": built.problems, "uplinks": list(built.uplinks),
                       "ports": self._port_rows(local, sg, built)}
+        self.metrics.ports_by_state(self._last["ports"])
         if conn is not None:
             self.stats["last_flow_mods"] = flow_mods
             if self.stats["first_sync_flow_mods"] is None:
@@ -232,14 +254,16 @@ class Worker(threading.Thread):
         if self.need_full:
             self.compiler = Compiler()
             try:
-                self.compiler.update(view)
-                first = self.stats["full_syncs"] == 0
-                change, result = audit.reconcile(conn, self.compiler.flows.values(),
-                                                 "switch connected", log_repairs=not first)
-                self._record_audit("start" if first else "switch connected", result)
+                self._compile(view)
+                change, error = self.audit.on_connect(conn, self.compiler.flows.values(),
+                                                      self.stats["full_syncs"] == 0, _now())
+                if error:
+                    self._error(error)
             except Exception:
                 self.compiler = Compiler()
+                self.metrics.bundles.labels("failed").inc()
                 raise
+            self.metrics.bundle(True, change, self.compiler.flows.values())
             self.need_full = False
             self.stats["full_syncs"] += 1
             _release_memory()
@@ -247,51 +271,41 @@ class Worker(threading.Thread):
                      len(self.compiler.flows), len(change.add), len(change.modify),
                      len(change.delete))
         else:
+            change = None
             try:
-                change = self.compiler.update(view)
+                change = self._compile(view)
                 result = conn.apply(change)
             except Exception:
                 self.need_full = True   # compiler and switch may differ: read back next time
+                if change is not None:
+                    self.metrics.bundle(False, change)
                 raise
             if change:
+                self.metrics.bundle(True, change)
                 LOG.info("bundle: %d adds, %d modifies, %d deletes in %.1f ms",
                          len(change.add), len(change.modify), len(change.delete),
                          result.seconds * 1000)
         if change:
             self.stats["bundles"] += 1
-            self._flow_generation += 1
+            self.audit.generation += 1
         self.stats["flow_mods_total"] += len(change)
         return len(change)
 
-    def _audit(self, conn, why: str) -> None:
-        """Repair from the finished background read, unless a bundle went out
-        since it began (then read again soon; the third time, read here)."""
-        reading, self._reading = self._reading, None
-        if reading.error is not None or reading.conn is not conn:
-            self.auditor.due_in(1.0)
-            return
-        stale = reading.generation != self._flow_generation
-        if stale and self._stale_reads < 2:
-            self._stale_reads += 1
-            self.auditor.due_in(1.0)
-            return
-        self._stale_reads = 0
+    def _audit(self, conn) -> None:
         try:
-            _change, result = audit.reconcile(conn, self.compiler.flows.values(), why,
-                                              background=None if stale else reading)
+            self.stats["flow_mods_total"] += self.audit.periodic(
+                conn, self.compiler.flows.values(), _now(), self._error, _release_memory)
         except Exception:
             self.need_full = True
             raise
-        self._record_audit(why, result)
-        self.stats["flow_mods_total"] += result.repairs
-        reading.read = _change = None   # the ~25,000 entries read back at 1,000 ports:
-        _release_memory()               # free them, then hand the heap back
+        self.port_config = None   # read again next round (the audit kicks one at once)
 
-    def _record_audit(self, why: str, result) -> None:
-        self.auditor.record(why, result, _now(), count=why != "start")
-        if result.repairs and why != "start":
-            self._error(f"audit ({why}) repaired {result.repairs} flow(s): {result.missing} "
-                        f"missing, {result.altered} altered, {result.unexpected} unexpected")
+    def _compile(self, view):
+        start = time.monotonic()
+        try:
+            return self.compiler.update(view, self._logging)
+        finally:
+            self.metrics.compile.observe(time.monotonic() - start)
 
     def _set_forwarding(self, conn, ofports, forward: bool) -> None:
         """OFPPC_NO_FWD off (forward) or on for these ports, where it is not
@@ -359,28 +373,57 @@ class Worker(threading.Thread):
                 "reason": built.problems.get(iface.name)})
         return rows
 
+    def _errors(self) -> tuple[list, list]:
+        """(active, past): an error older than the last good round is resolved."""
+        active, past = health.split_errors(list(self.errors), self.stats["last_sync"])
+        active += [{"error": e} for e in self.sgdb.errors.values()]
+        return active, past
+
+    def _links(self) -> dict:
+        conn = self.conn
+        up = {"switch": conn is not None and not conn.closed,
+              "local_ovsdb": self.local.connected(), "sg_database": self.sgdb.connected()}
+        changed = self.metrics.links(**up)
+        return {link: {"connected": up[link], "last_change": changed[link]} for link in up}
+
     def status(self, state: str = "running") -> dict:
         conn = self.conn
-        channel, degraded = health.channel_status(self.app, conn, self._local)
-        if degraded and state == "running":
-            state = "degraded"
-        return {
-            "state": state, "degraded_reason": degraded, "pid": os.getpid(),
-            "host": self.host, "bridge": self.bridge, "written": time.time(),
-            "switch": {"connected": conn is not None and not conn.closed,
+        links = self._links()
+        errors, past_errors = self._errors()
+        probe = self.db_probe.summary() if self.db_probe is not None else {}
+        data = {
+            "state": state, "pid": os.getpid(), "host": self.host, "bridge": self.bridge,
+            "written": time.time(),
+            "switch": {**links["switch"],
                        "datapath_id": f"{conn.datapath.id:016x}" if conn is not None else None},
-            "channel": channel, "audit": self.auditor.status(),
-            "local_ovsdb": {"connected": self.local.connected(), "remote": self.local.remote},
-            "sg_database": {"connected": self.sgdb.connected(), "remotes": self.db_remotes},
+            "channel": switchcheck.channel_section(self.app, conn, self._local),
+            "audit": self.audit.auditor.status(),
+            "local_ovsdb": {**links["local_ovsdb"], "remote": self.local.remote},
+            "sg_database": {**links["sg_database"], "remotes": self.db_remotes, **probe,
+                            "rtt_threshold_seconds": self.rtt_threshold,
+                            "newest_change_age_seconds": self.metrics.newest_change_age()},
             "flows": len(self.compiler.flows),
             "ports": self._last["ports"], "uplinks": self._last["uplinks"],
-            "errors": list(self.errors) + [{"error": e} for e in self.sgdb.errors.values()],
+            "errors": errors, "past_errors": past_errors,
             "db_writer": {**self.writer.stats, "pending": self.writer.busy()},
+            "packet_log": None if self.packet_log is None else
+            {**self.packet_log.stats, "rate": self.packet_log.rate},
             **self.stats,
         }
+        data["health"] = health.assess({**data, "running": state == "running"})
+        self.metrics.healthy.set(1 if data["health"]["state"] == "healthy" else 0)
+        return data
+
+    def refresh_status(self) -> None:
+        """Rewrite the status (the health thread, between rounds)."""
+        self._write_status()
 
     def _write_status(self, state: str = "running") -> None:
         try:
-            status_mod.write(self.status_path, self.status(state))
+            with self._status_lock:     # the worker and the health thread both write it
+                if self._status_final:
+                    return
+                status_mod.write(self.status_path, self.status(state))
+                self._status_final = state == "stopped"
         except Exception:
             LOG.exception("writing the status file")

@@ -30,6 +30,8 @@ COMMAND_MODULES = {
     "status": "sg_ofctl.cli.agent",
     "explain": "sg_ofctl.cli.explain",
     "pki": "sg_ofctl.cli.pki",
+    "trace": "sg_ofctl.cli.trace",
+    "log": "sg_ofctl.cli.log",
 }
 _GLOBAL_WITH_VALUE = ("--db", "--state-dir", "--timeout", "--private-key", "--certificate",
                       "--ca-cert")

@@ -7,10 +7,10 @@ whose inputs changed, so adding one member address costs one or two flows and
 microseconds, whatever the group's size."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from sg_ofctl import pipeline
-from sg_ofctl.compiler import build
+from sg_ofctl.compiler import build, logflows
 from sg_ofctl.compiler.flows import Flow, format_flow
 from sg_ofctl.compiler.ids import stable_numbers
 from sg_ofctl.compiler.parts import CompilerError, FlowDiff, FlowParts
@@ -90,10 +90,14 @@ class Compiler:
         """Flow key -> flow: everything the last view needs."""
         return self._parts.flows
 
-    def update(self, view: HostView) -> FlowDiff:
-        """Make the flows those of `view`; return the flow mods that this takes."""
+    def update(self, view: HostView,
+               logging: Mapping[str, logflows.LogFlags] | None = None) -> FlowDiff:
+        """Make the flows those of `view`; return the flow mods that this takes.
+        `logging`: port id -> what is logged on it (packet logging; none: no
+        logging flows at all)."""
         try:
             self._update(view)
+            self._update_logging(view, logging or {})
         except Exception:
             # Leave no half-applied state: the next update recompiles from scratch.
             self.reset()
@@ -142,6 +146,22 @@ class Compiler:
                       build.conj_flows, ref, conj_ids[ref.key])
         parts.keep_only("conj", {r.key for r in all_refs})
         self._update_members(view, all_refs, conj_ids)
+
+    def _update_logging(self, view: HostView, logging) -> None:
+        """One part per logged port (its own flows; the others are untouched)."""
+        kept = set()
+        if logging:
+            by_id = {p.id: p for p in view.ports if p.id in logging}
+            for pid, flags in logging.items():
+                port = by_id.get(pid)
+                if port is None or not port.port_security_enabled or \
+                        not (flags.accept or flags.drop):
+                    continue
+                stateful = view.is_stateful(port)
+                self._parts.put(("log", pid), (port.ofport, flags, stateful),
+                                logflows.port_log_flows, port, flags, stateful)
+                kept.add(pid)
+        self._parts.keep_only("log", kept)
 
     def _ids_used(self, gid, refs, conj_ids) -> tuple:
         cached = self._ids_cache.get(gid)

@@ -36,7 +36,7 @@ class VerdictPriority:
     """`*_verdict`, highest first: deny wins over allow."""
     REVOKE_DENIED = 100        # denied, established: mark revoked (ct commit)
     DENY = 95                  # denied: drop
-    STATELESS_COMMIT = 91      # allowed, stateless receiver, the sender's new connection: commit
+    STATELESS_COMMIT = 92      # allowed, stateless receiver, the sender's new connection: commit
     STATELESS_ALLOW = 90       # allowed, stateless port: accept
     UNREVOKE = 85              # allowed again after a revocation: clear this side's mark
     ESTABLISHED_ALLOW = 80     # allowed, established: accept

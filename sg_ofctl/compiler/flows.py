@@ -73,6 +73,15 @@ class PopVlan:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Controller:
+    """A copy of the packet (its first `max_len` bytes) to the controller,
+    rate-limited by meter `meter_id` (excess copies dropped, the packet not)."""
+
+    meter_id: int
+    max_len: int = 128
+
+
 Match = tuple  # tuple[tuple[str, int, int | None], ...]
 @dataclass(frozen=True, slots=True)
 class PushVlan:
@@ -85,7 +94,7 @@ class SetVlan:
 
 
 Action = Goto | Resubmit | Load | Ct | CtClear | Conjunction | Output | Normal | PopVlan | \
-    PushVlan | SetVlan
+    PushVlan | SetVlan | Controller
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +247,8 @@ def format_action(action) -> str:
         return "push_vlan:0x8100"
     if isinstance(action, SetVlan):
         return f"set_field:{0x1000 | action.vid}->vlan_vid"
+    if isinstance(action, Controller):
+        return f"controller(max_len={action.max_len},meter_id={action.meter_id})"
     raise TypeError(f"unknown action {action!r}")
 
 

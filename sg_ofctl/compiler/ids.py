@@ -9,8 +9,10 @@ from typing import Iterable
 COOKIE_SIGNATURE = 0x5 << 60
 COOKIE_SIGNATURE_MASK = 0xF << 60
 KIND_STATIC, KIND_PORT, KIND_RULE, KIND_CONJ, KIND_MEMBER, KIND_UPLINK = 1, 2, 3, 4, 5, 6
+KIND_LOG = 7    # packet logging of one port (owner: port id; item: which event)
 KIND_NAMES = {KIND_STATIC: "static", KIND_PORT: "port", KIND_RULE: "rule",
-              KIND_CONJ: "remote-group", KIND_MEMBER: "member", KIND_UPLINK: "uplink"}
+              KIND_CONJ: "remote-group", KIND_MEMBER: "member", KIND_UPLINK: "uplink",
+              KIND_LOG: "log"}
 
 
 def stable_hash(text: str, bits: int) -> int:

@@ -24,7 +24,7 @@ _DESC_REQUEST_XID = 0x5ec0de
 
 REPLY_EVENTS = [ofp_event.EventOFPErrorMsg, ofp_event.EventOFPBarrierReply,
                 ofp_event.EventOFPFlowStatsReply, ofp_event.EventONFBundleCtrlMsg,
-                ofp_event.EventOFPPortDescStatsReply]
+                ofp_event.EventOFPPortDescStatsReply, ofp_event.EventOFPMeterStatsReply]
 
 
 class DataplaneApp(app_manager.OSKenApp):

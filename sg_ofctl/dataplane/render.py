@@ -11,14 +11,16 @@ import ipaddress
 import re
 import socket
 import struct
+from typing import Any
 
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from sg_ofctl import pipeline
-from sg_ofctl.compiler.flows import (Conjunction, Ct, CtClear, Flow, Goto, Load, Normal,
-                                     Output, PopVlan, PushVlan, Resubmit, SetVlan, format_flow,
+from sg_ofctl.compiler.flows import (Conjunction, Controller, Ct, CtClear, Flow, Goto, Load,
+                                     Normal, Output, PopVlan, PushVlan, Resubmit, SetVlan,
+                                     format_flow,
                                      make_match)
 
 ZONE_FIELD = pipeline.ZONE.field
@@ -29,6 +31,35 @@ RESUBMIT_IN_PORT = 0xfff8  # OFPP_IN_PORT in the 16-bit port space of NX resubmi
 
 class FlowParseError(ValueError):
     """A flow read back from the switch that no compiler Flow can describe."""
+
+
+# ---- controller(meter_id=N): os-ken 4 knows NXAST_CONTROLLER2 but not its meter
+# property (NXAC2PT_METER_ID, OVS 2.15+).  Its property registry is a class local
+# to os-ken's parser factory: found through NXActionController2's closure.
+NXAC2PT_METER_ID = 5
+
+
+def _controller2_prop_base():
+    for cell in parser.NXActionController2.__init__.__closure__ or ():
+        value = cell.cell_contents
+        if isinstance(value, type) and hasattr(value, "register_type"):
+            return value
+    raise ImportError("os-ken's NXActionController2 property registry not found")
+
+
+_Controller2Prop: Any = _controller2_prop_base()
+if NXAC2PT_METER_ID not in _Controller2Prop._TYPES:
+    @_Controller2Prop.register_type(NXAC2PT_METER_ID)
+    class _MeterIdProp(_Controller2Prop):
+        _arg_name = "meter_id"
+
+        @classmethod
+        def parser_prop(cls, buf, length):
+            return struct.unpack_from("!I", buf, 0)[0], 4
+
+        @classmethod
+        def serialize_prop(cls, meter_id):
+            return bytearray(struct.pack("!HHI", NXAC2PT_METER_ID, 8, meter_id))
 
 
 # ---- names and numbers ----------------------------------------------------------
@@ -187,6 +218,8 @@ def _render_action(action, first_table: int):
         return parser.OFPActionPushVlan(ETH_8021Q)
     if isinstance(action, SetVlan):
         return parser.OFPActionSetField(vlan_vid=ofp.OFPVID_PRESENT | action.vid)
+    if isinstance(action, Controller):
+        return parser.NXActionController2(max_len=action.max_len, meter_id=action.meter_id)
     raise TypeError(f"cannot render action {action!r}")
 
 
@@ -287,6 +320,8 @@ def _parse_action(a, names: dict[int, str]):
         return Normal() if a.port == ofp.OFPP_NORMAL else Output(a.port)
     if isinstance(a, parser.OFPActionPopVlan):
         return PopVlan()
+    if isinstance(a, parser.NXActionController2) and hasattr(a, "meter_id"):
+        return Controller(a.meter_id, getattr(a, "max_len", 0xffff))
     raise FlowParseError(f"unexpected action {a}")
 
 

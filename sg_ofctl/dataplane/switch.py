@@ -50,7 +50,8 @@ def error_text(msg) -> str:
     tname = types.get(msg.type, str(msg.type))
     prefix = {"OFPET_BAD_REQUEST": "OFPBRC_", "OFPET_BAD_ACTION": "OFPBAC_",
               "OFPET_BAD_INSTRUCTION": "OFPBIC_", "OFPET_BAD_MATCH": "OFPBMC_",
-              "OFPET_FLOW_MOD_FAILED": "OFPFMFC_"}.get(tname)
+              "OFPET_FLOW_MOD_FAILED": "OFPFMFC_",
+              "OFPET_METER_MOD_FAILED": "OFPMMFC_"}.get(tname)
     cname = str(msg.code)
     if prefix:
         codes = {v: k for k, v in vars(ofp).items() if k.startswith(prefix) and isinstance(v, int)}
@@ -300,6 +301,36 @@ class SwitchConnection:
                 raise SwitchError(f"the switch refused {len(errors)} port mod(s)", errors)
         finally:
             self._forget(list(xids))
+
+    # -- meters (packet logging) ------------------------------------------------------
+    def set_meter(self, meter_id: int, rate_pps: int) -> None:
+        """A packets-per-second drop meter (burst = one second's worth): added,
+        or modified if it exists."""
+        band = parser.OFPMeterBandDrop(rate=rate_pps, burst_size=rate_pps)
+        flags = ofp.OFPMF_PKTPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS
+        try:
+            self.send_checked(parser.OFPMeterMod(self.datapath, ofp.OFPMC_ADD, flags, meter_id,
+                                                 [band]), f"meter {meter_id} add")
+        except SwitchError as e:
+            if "OFPMMFC_METER_EXISTS" not in str(e) and "(12/1)" not in str(e):
+                raise
+            self.send_checked(parser.OFPMeterMod(self.datapath, ofp.OFPMC_MODIFY, flags,
+                                                 meter_id, [band]), f"meter {meter_id} modify")
+
+    def delete_meter(self, meter_id: int) -> None:
+        self.send_checked(parser.OFPMeterMod(self.datapath, ofp.OFPMC_DELETE, 0, meter_id, []),
+                          f"meter {meter_id} delete")
+
+    def meter_stats(self, meter_id: int) -> tuple[int, int] | None:
+        """(packets in, packets dropped by the band) of a meter, None if absent."""
+        replies = self.request(parser.OFPMeterStatsRequest(self.datapath, 0, meter_id),
+                               f"meter {meter_id} stats")
+        for reply in replies:
+            for stats in reply.body:
+                if stats.meter_id == meter_id:
+                    dropped = sum(b.packet_band_count for b in stats.band_stats)
+                    return stats.packet_in_count, dropped
+        return None
 
     # -- conntrack --------------------------------------------------------------------
     def send_checked(self, msg, what: str) -> None:

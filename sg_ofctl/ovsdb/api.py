@@ -24,12 +24,13 @@ from ovsdbapp.backend.ovs_idl import connection as ovsdbapp_connection
 
 from sg_ofctl import errors
 from sg_ofctl.ovsdb import apply as apply_mod
-from sg_ofctl.ovsdb import (bindings, commands, convert, fastjson, host_writes,
+from sg_ofctl.ovsdb import (bindings, commands, convert, fastjson, host_writes, logs,
                             port_commands, tls)
 from sg_ofctl.ovsdb.server import SCHEMA_NAME, SCHEMA_PATH
 
 LOG = logging.getLogger(__name__)
-ALL_TABLES = (convert.GLOBAL, convert.GROUP, convert.RULE, convert.PORT, bindings.BINDING)
+ALL_TABLES = (convert.GLOBAL, convert.GROUP, convert.RULE, convert.PORT, bindings.BINDING,
+              logs.LOG)
 # Failover of a 3-member cluster stalls a write ~7 s: stay well above it.
 DEFAULT_TXN_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -149,6 +150,15 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
         """For agents: bind/unbind and the tag-declared rows of one host, at once
         (the result is a host_writes.HostWritesResult)."""
         return host_writes.HostPortWrites(self, writes)
+
+    def log_create(self, fields):
+        return logs.LogCreate(self, dict(fields))
+
+    def log_set(self, ref, **changes):
+        return logs.LogSet(self, ref, changes)
+
+    def log_delete(self, refs):
+        return logs.LogDelete(self, list(refs))
 
     def apply(self, desired, dry_run=False):
         return apply_mod.ApplyCommand(self, desired, dry_run)

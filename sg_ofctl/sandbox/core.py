@@ -4,7 +4,7 @@
     Open vSwitch     ovsdb-server + ovs-vswitchd (userspace datapath) in namespace
                      PREFIX-hv, run directory DIR/ovs, bridge br-int (fail_mode=secure)
     groups, ports    sg-ofctl apply examples/three-tier.yaml
-    agent            sg-ofctl agent, inside PREFIX-hv, OpenFlow on 127.0.0.1:6653
+    agent            sg-ofctl agent, inside PREFIX-hv, OpenFlow on 127.0.0.1:6653, metrics :9464
     VMs              one namespace PREFIX-NAME per port of the file, eth0 on br-int,
                      tagged like a hypervisor does (external_ids:iface-id, attached-mac),
                      echo servers on the TCP ports of the matrix
@@ -32,7 +32,7 @@ DEFAULT_DIR = Path(os.environ.get("SG_SANDBOX_DIR", "/run/sg-ofctl-sandbox"))
 DEFAULT_PREFIX = os.environ.get("SG_SANDBOX_PREFIX", "sgsb")
 EXAMPLE = REPO / "examples" / "three-tier.yaml"
 BRIDGE = "br-int"
-OF_LISTEN = "127.0.0.1:6653"
+OF_LISTEN, METRICS_LISTEN = "127.0.0.1:6653", "127.0.0.1:9464"   # both inside PREFIX-hv
 HOST = "sandbox-hv1"
 # The live change: the monitoring host (group `default`) may now reach PostgreSQL.
 CHANGE = ["rule", "create", "db", "--ingress", "--protocol", "tcp", "--dst-port", "5432",
@@ -155,6 +155,7 @@ class Sandbox:
         self.step(f"agent: sg-ofctl agent --bridge {BRIDGE} --host {HOST} (in {self.hv_ns}, "
                   f"OpenFlow on {OF_LISTEN}, log {self.dir / 'agent.log'})")
         self._start_agent()
+        self.say(f"    Prometheus metrics: http://{METRICS_LISTEN}/metrics in {self.hv_ns}")
 
         state = self._db_state()
         ports = sorted(state.ports, key=lambda p: p.name)
@@ -192,7 +193,7 @@ class Sandbox:
     def _start_agent(self) -> None:
         argv = [*agent_command(), "--db", self.db, "agent", "--bridge", BRIDGE,
                 "--ovs-db", self.ovs.db, "--listen", OF_LISTEN, "--host", HOST,
-                "--run-dir", str(self.run_dir), "--switch-pki-dir", str(self.dir / "pki")]
+                "--run-dir", str(self.run_dir), "--metrics-listen", METRICS_LISTEN]
         log = open(self.dir / "agent.log", "ab")
         env = {**self.ovs.env, "SG_OFCTL_DB": self.db, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(["ip", "netns", "exec", self.hv_ns, *argv], stdout=log,
@@ -369,6 +370,8 @@ class Sandbox:
 
     def _write_env(self) -> None:
         helper = matrix.nethelper.__file__
+        scrape = (f"import urllib.request as u; print(u.urlopen('http://{METRICS_LISTEN}"
+                  "/metrics').read().decode())")
         bindir = os.path.dirname(sys.executable)
         (self.dir / "env.sh").write_text(f"""\
 # source me: sg-ofctl and the ovs-* tools then talk to the sandbox
@@ -376,6 +379,8 @@ export PATH={bindir}:$PATH
 export SG_OFCTL_DB={self.db}
 export SG_OFCTL_STATE_DIR={self.sgdb} SG_OFCTL_RUN_DIR={self.run_dir}
 export OVS_RUNDIR={self.ovs.rundir} OVS_LOGDIR={self.ovs.rundir} OVS_DBDIR={self.ovs.rundir}
+export SG_OFCTL_OVS_DB={self.ovs.db} SG_OFCTL_VSWITCHD={self.ovs.rundir}/ovs-vswitchd.ctl
+metrics() {{ ip netns exec {self.hv_ns} {sys.executable} -c "{scrape}" | grep -E "${{1:-^sg_}}"; }}
 # vm NAME [COMMAND...]: a shell (or a command) inside a VM
 vm() {{ local n=$1; shift; ip netns exec {self.prefix}-$n "${{@:-bash}}"; }}
 # probe NAME SPEC...: SPEC = tcp:IP:PORT or ping:IP, from VM NAME
@@ -396,6 +401,9 @@ The sandbox is running. Try it (as root, in a shell):
   sg-ofctl rule list db
   sg-ofctl port list
   sg-ofctl explain --from monitor-eth0 --to db-1-eth0 --protocol tcp --dst-port 5432
+  sg-ofctl trace --bridge {BRIDGE} --from monitor-eth0 --to db-1-eth0 --dst-port 5432
+  sg-ofctl log create db-log --group db --rate 50/s; tail -f {self.run_dir}/packets-{BRIDGE}.log
+  sg-ofctl status; echo "exit $?"; metrics convergence   # health (exit 0/2/3); Prometheus
   sg-ofctl rule create web --protocol tcp --dst-port 25 --remote-group db   # a change...
   {REPO}/sg-ofctl-sandbox matrix    # ...and the matrix again
   sg-ofctl apply {EXAMPLE}   # back to the file
@@ -405,8 +413,8 @@ The sandbox is running. Try it (as root, in a shell):
   ovs-vsctl show
   ovs-ofctl -O OpenFlow13 --names dump-flows {BRIDGE}         # tables by name
   ovs-ofctl -O OpenFlow13 --names dump-flows {BRIDGE} table=ingress_rules
-  ovs-appctl dpctl/dump-conntrack                      # userspace conntrack
-  ovs-appctl ofproto/trace {BRIDGE} {trace}
+  ovs-appctl -t $SG_OFCTL_VSWITCHD dpctl/dump-conntrack          # userspace conntrack
+  ovs-appctl -t $SG_OFCTL_VSWITCHD ofproto/trace {BRIDGE} {trace}
 
 Logs: {d}/agent.log, {d}/ovs/ovs-vswitchd.log, {d}/sgdb/ovsdb-server.log
 Namespaces: {ns} (ovs-vswitchd, agent), {self.prefix}-NAME (the VMs)

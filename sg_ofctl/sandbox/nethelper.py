@@ -9,6 +9,7 @@ library only, so any python3 runs it: `python3 PATH/nethelper.py ...`).
     nethelper.py session HOST PORT      one TCP connection; a line on stdin -> "ok"/"fail"
     nethelper.py sniff SECONDS          print "ready", then the hex of each frame eth0 receives
     nethelper.py frames HEX...          send raw Ethernet frames on eth0
+    nethelper.py flood HEX RATE SECONDS one raw frame RATE times a second; prints the count
     nethelper.py ping HOST [--src IP] [--timeout S]
                                          one ICMP echo (raw socket; no ping binary)
 """
@@ -160,6 +161,24 @@ def frames(hexes) -> int:
     return 0
 
 
+def flood(hex_frame: str, rate: int, seconds: float) -> int:
+    """Send one frame `rate` times a second (in 10 ms batches) for `seconds`."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind(("eth0", 0))
+    frame, sent, start = bytes.fromhex(hex_frame), 0, time.monotonic()
+    while (elapsed := time.monotonic() - start) < seconds:
+        due = int(rate * min(elapsed + 0.01, seconds))
+        while sent < due:
+            try:
+                sock.send(frame)
+                sent += 1
+            except BlockingIOError:
+                break
+        time.sleep(0.01)
+    print(sent, flush=True)
+    return 0
+
+
 def probe(specs, timeout: float) -> int:
     """Every probe at once, one thread each; prints one JSON object."""
     results: dict[str, bool] = {}
@@ -202,6 +221,10 @@ def main() -> int:
     t.add_argument("--timeout", type=float, default=1.0)
     sub.add_parser("sniff").add_argument("seconds", type=float)
     sub.add_parser("frames").add_argument("hex", nargs="+")
+    fl = sub.add_parser("flood")
+    fl.add_argument("hex")
+    fl.add_argument("rate", type=int)
+    fl.add_argument("seconds", type=float)
     p = sub.add_parser("ping")
     p.add_argument("host")
     p.add_argument("--src")
@@ -211,6 +234,8 @@ def main() -> int:
         return sniff(args.seconds)
     if args.cmd == "frames":
         return frames(args.hex)
+    if args.cmd == "flood":
+        return flood(args.hex, args.rate, args.seconds)
     if args.cmd == "session":
         return session(args.host, args.port, args.timeout)
     if args.cmd == "ping":

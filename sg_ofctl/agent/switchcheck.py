@@ -29,3 +29,17 @@ def channel_status(app, conn, local) -> tuple[dict, str | None]:
             reason = reason or ("the bridge's Controller row says is_connected=false while "
                                 "the agent holds a switch connection")
     return info, reason
+
+
+def note_bridge(app, local):
+    """Tell the channel guard the bridge's datapath id (from the local
+    database); returns `local`, which the status cross-checks."""
+    guard = getattr(app, "guard", None)
+    if guard is not None:
+        guard.expected_dpid = local.datapath_id
+    return local
+
+
+def channel_section(app, conn, local) -> dict:
+    channel, problem = channel_status(app, conn, local)
+    return {**channel, "problem": problem}
