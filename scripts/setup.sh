@@ -23,8 +23,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import sg_ofctl, pytest, hypothesis, os_ken, ovsdbapp, mypy" 2>/dev/null \
+# Reinstall whenever the package's requirements change (setup.cfg), not only
+# when an import fails: a venv made before a new dependency would miss it.
+stamp=".venv/.sg-ofctl-setup.cfg.sha256"
+want=$(sha256sum setup.cfg | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
+    || ! .venv/bin/python -c "import sg_ofctl, pytest, hypothesis, os_ken, ovsdbapp, mypy" 2>/dev/null \
     || [ ! -x .venv/bin/ruff ]; then
   echo "==> installing sg-ofctl and test dependencies into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+  echo "$want" > "$stamp"
 fi
