@@ -129,3 +129,16 @@ def test_previous_owners_from_the_status_file(tmp_path):
     status.write(path, {"ports": [{"port": "p", "interface": "old", "state": "enforced"},
                                   {"port": "p", "interface": "stray", "state": "fail-closed"}]})
     assert claims.previous_owners(path) == {"p": "old"}
+
+
+def test_audit_repairs_reach_the_metrics_counter_but_not_the_start_catch_up():
+    from sg_ofctl.agent.audit import AuditResult, Auditor
+    from sg_ofctl.observe.metrics import AgentMetrics
+    auditor, metrics = Auditor(60), AgentMetrics()
+    auditor.on_repairs = metrics.audit_repairs.inc
+    found = AuditResult(3, 2, 1, 0, 0.1, 0.2, 0.1)
+    auditor.record("start", found, "t0", count=False)
+    auditor.record("periodic", found, "t1")
+    auditor.record("periodic", AuditResult(0, 0, 0, 0, 0.1, 0.2, 0.1), "t2")
+    assert auditor.repairs_total == 3
+    assert metrics.registry.get_sample_value("sg_ofctl_audit_repairs_total") == 3

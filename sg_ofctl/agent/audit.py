@@ -154,6 +154,7 @@ class Auditor:
         self.audits = 0
         self.repairs_total = 0
         self.last: dict | None = None
+        self.on_repairs = lambda count: None   # e.g. the metrics counter's inc
 
     def seconds_until_due(self) -> float:
         return max(0.0, self._due - time.monotonic())
@@ -171,8 +172,9 @@ class Auditor:
         """`count`: False for the catch-up at agent start (not a repair)."""
         self._due = time.monotonic() + self.interval
         self.audits += 1
-        if count:
+        if count and result.repairs:
             self.repairs_total += result.repairs
+            self.on_repairs(result.repairs)
         self.last = {"time": when, "why": why, "repairs": result.repairs,
                      "missing": result.missing, "altered": result.altered,
                      "unexpected": result.unexpected, "read_seconds": result.read_seconds,

@@ -91,6 +91,7 @@ class Worker(threading.Thread):
         self._last = {"problems": {}, "ports": [], "uplinks": []}
         # Observability (observe/): metrics, and the database link's probe (set by main).
         self.metrics = metrics or AgentMetrics()
+        self.audit.auditor.on_repairs = self.metrics.audit_repairs.inc
         self.db_probe = None
         self.packet_log = None      # observe.packetlog.PacketLogger (set by main)
         self._logging = None        # this round's logged ports (port id -> LogFlags)
