@@ -13,7 +13,9 @@ Prints JSON lines, all from one run:
   (alternating rounds, medians, ratio);
 - TCP throughput to the receiver with its group logged (event all) over the
   same without, rounds in ABBA order in one run (geometric mean of the ratios);
-- agent RSS with the `large` scenario's 1,000 local ports.
+- agent RSS with the `large` scenario's 1,000 local ports;
+- the cost of one periodic audit there (read back every flow, compare,
+  nothing to repair): wall time, agent CPU time, and the flow-stats read.
 
 Targets: rule add p50 <= 50 ms, p99 <= 200 ms; restart flow mods = 0;
 throughput ratio >= 0.90; connection rate ratio >= 0.85; logging throughput
@@ -21,6 +23,7 @@ ratio >= 0.95; RSS <= 150 MB.
 
     .venv/bin/python bench/agent.py [--scenario-file FILE] [--trials N] [--quick]
                                     [--only logging]
+                                    [--audit-cost-only]
 """
 from __future__ import annotations
 
@@ -232,8 +235,8 @@ class Bed:
                                                external_ids={"iface-id": p["name"]})
         self.api = sg_api.connect(self.db)
 
-    def start_agent(self):
-        self.host.start_agent()
+    def start_agent(self, *extra):
+        self.host.start_agent(True, *extra)
         eventually(lambda: all(p["state"] == "enforced"
                                for p in self.host.status().get("ports", [])) and
                    len(self.host.status().get("ports", [])) >= len(self.data["ports"]), 60,
@@ -413,11 +416,11 @@ def logging_throughput(bed: Bed, rounds: int, seconds: float) -> None:
          seconds=seconds, accept_events=events)
 
 
-def agent_rss(data: dict) -> None:
+def agent_rss(data: dict, audits: int = 5) -> None:
     bed = Bed(data, with_probes=False)
     try:
         start = time.monotonic()
-        bed.start_agent()
+        bed.start_agent("--audit-interval", "4")
         status = bed.host.status()
         pid = bed.host.proc.pid
         rss = int(next(line.split()[1] for line in open(f"/proc/{pid}/status")
@@ -425,6 +428,27 @@ def agent_rss(data: dict) -> None:
         emit(bench="agent.rss", ports=len(data["ports"]), rss_mb=round(rss / 1024, 1),
              target_mb=150, flows=status["flows"],
              seconds_to_enforce_all=round(time.monotonic() - start, 2))
+        seen: dict = {}
+
+        rss_series: list = []
+
+        def collect():
+            last = bed.host.status()["audit"]["last"] or {}
+            if last.get("why") == "periodic" and last["time"] not in seen:
+                seen[last["time"]] = last
+                with open(f"/proc/{pid}/status") as f:
+                    rss_series.append(round(int(next(line.split()[1] for line in f
+                                                     if line.startswith("VmRSS:"))) / 1024))
+            return len(seen) >= audits
+        eventually(collect, audits * 4 * 3 + 60, interval=0.5, what=f"{audits} audits")
+        runs = list(seen.values())
+        with open(f"/proc/{pid}/status") as f:
+            rss_after = int(next(line.split()[1] for line in f if line.startswith("VmRSS:")))
+        emit(bench="agent.audit", ports=len(data["ports"]), flows=status["flows"],
+             audits=len(runs), repairs=sum(r["repairs"] for r in runs),
+             rss_after_audits_mb=round(rss_after / 1024, 1), rss_after_each_mb=rss_series,
+             **{f"{k}_p50": round(statistics.median(r[k] for r in runs), 3)
+                for k in ("seconds", "cpu_seconds", "read_seconds")})
     finally:
         bed.close()
 
@@ -439,7 +463,12 @@ def main() -> None:
                     "no RSS run")
     ap.add_argument("--only", choices=("logging",), help="only this part (the others "
                     "are skipped)")
+    ap.add_argument("--audit-cost-only", action="store_true",
+                    help="only the 1,000-port run: RSS and the audit's cost")
     args = ap.parse_args()
+    if args.audit_cost_only:
+        agent_rss(scenario.load(args.large_scenario_file))
+        return
     trials = 5 if args.quick else args.trials
     data = scenario.load(args.scenario_file)
     emit(bench="agent.setup", scenario=data.get("scenario", Path(args.scenario_file).stem),

@@ -176,7 +176,8 @@ class Runner:
             step(f"agent for {switch.name} (hypervisor {host}, OpenFlow {listen})")
             argv = [sys.executable, "-m", "sg_ofctl.cli", "--db", self.db, "agent",
                     "--bridge", switch.name, "--ovs-db", self.ovs.db, "--listen", listen,
-                    "--host", host, "--run-dir", str(self.dir / f"agent-{switch.name}")]
+                    "--host", host, "--run-dir", str(self.dir / f"agent-{switch.name}"),
+                    "--switch-pki-dir", str(self.dir / "pki")]   # one ovs-vswitchd: one SSL row
             self.spawn(argv, self.dir / f"agent-{switch.name}.log",
                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
             for _intf, vm in switch.host_ports():

@@ -67,7 +67,8 @@ GROUP = Register("group", "reg3", "number of the security group being evaluated"
 VERDICT = Register("verdict", "reg4", "bit 0: some allow rule matched; bit 1: some deny "
                    "rule matched")
 FLAGS = Register("flags", "reg5", "bit 0: port is stateless; bit 1: re-checking an "
-                 "established connection; bit 2: its connection was marked revoked")
+                 "established connection; bit 2: its connection was marked revoked; "
+                 "bit 3: the sender allowed a new connection that is not committed yet")
 REGISTERS = (SRC_PORT, DST_PORT, ZONE, GROUP, VERDICT, FLAGS)
 
 VERDICT_ALLOW = 0x1
@@ -75,6 +76,8 @@ VERDICT_DENY = 0x2
 FLAG_STATELESS = 0x1
 FLAG_ESTABLISHED = 0x2
 FLAG_WAS_REVOKED = 0x4
+FLAG_COMMIT_PENDING = 0x8   # kept by `forward`: the receiver's verdict commits, or `forward`
+FLAGS_PER_SIDE = 0x7        # the bits `forward` resets for the receiving side
 
 CT_MARK_REVOKED_EGRESS = 0x1
 CT_MARK_REVOKED_INGRESS = 0x2
@@ -151,10 +154,11 @@ TABLES = (
           ("reg4", "reg5", "eth_type", "reg0"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
-          "stages; anything else to OVS NORMAL (in Neutron's br-int: to its "
-          "accepted-egress table, which ends in NORMAL)",
-          ("reg2", "eth_dst"), ("ingress_guard", "neutron_accepted_egress"),
-          miss="NORMAL"),
+          "stages, whose verdict commits a new connection; anything else to `deliver`, "
+          "committing first a new connection the sender allowed (in Neutron's br-int: "
+          "to its accepted-egress table, which ends in NORMAL)",
+          ("reg2", "eth_dst", "reg5", "eth_type"),
+          ("ingress_guard", "deliver", "neutron_accepted_egress"), miss="goto deliver"),
     Table("ingress_guard", "ingress conntrack",
           "VLAN tag popped; ARP, neighbour discovery, router advertisements, MLD and "
           "DHCP replies always pass; other non-IP traffic is dropped",
@@ -175,6 +179,13 @@ TABLES = (
     Table("ingress_output", "commit and forward",
           "deliver to the receiving port (in Neutron's br-int: after its accepted-ingress "
           "table)", ("reg1",), ("neutron_accepted_ingress",)),
+    Table("deliver", "commit and forward",
+          "layer-2 delivery to known ports only (instead of OVS NORMAL, which floods to "
+          "any port, one no agent has seen included): an unfiltered local port by its MAC; "
+          "broadcast and multicast to the network's local ports and uplinks; other "
+          "unicast to the uplinks; a VLAN tag pushed or popped as the port needs "
+          "(not used in Neutron's br-int, where the agent's NORMAL delivers)",
+          ("reg2", "eth_dst", "vlan_vid"), ()),
 )
 
 # Neutron's br-int tables that the pipeline meets inside the OVS agent (numbers
@@ -280,9 +291,15 @@ def _miss_of(actions: Sequence[Any]) -> str | None:
     last = actions[-1]
     copies = all(type(a).__name__ == "Move" for a in actions[:-1])
     if copies and type(last).__name__ == "Resubmit" and last.table in NEUTRON_TABLE_NUMBERS:
-        # A Neutron table whose miss is ours (registers copied for its consumers).
+        # A Neutron table (registers copied for its consumers): its miss.
         return TABLE_BY_NAME[last.table].miss
     return None
+
+
+def _same_miss(miss: str | None, declared: str) -> bool:
+    """In Neutron's br-int, its tables that end in NORMAL stand for L2 delivery
+    (`goto deliver` or NORMAL standalone)."""
+    return miss == declared or (miss == "NORMAL" and declared == "goto deliver")
 
 
 def check_flow(flow: Flow) -> None:
@@ -299,7 +316,8 @@ def check_flow(flow: Flow) -> None:
         target = getattr(action, "table", None)
         if target is not None and target not in table.next_tables:
             raise ValueError(f"table {table.name} may not continue to {target}")
-    if flow.priority == 0 and not flow.match and _miss_of(flow.actions) != table.miss:
+    if flow.priority == 0 and not flow.match and not _same_miss(_miss_of(flow.actions),
+                                                                 table.miss):
         raise ValueError(f"table {table.name}: its priority-0 flow differs from its "
                          f"declared miss {table.miss!r}")
 

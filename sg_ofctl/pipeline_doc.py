@@ -59,25 +59,41 @@ lets DHCP/DHCPv6 client traffic, router and neighbour solicitations and MLD pass
 without rules, checks neighbour advertisements' targets in `egress_nd`, and only
 lets the unspecified addresses (0.0.0.0, ::) be used for those. Other ethertypes
 are dropped. A port with port security disabled gets one `classify` flow and no
-filtering; traffic to it is forwarded by NORMAL.
+filtering; traffic to it is delivered by `deliver` (to its MACs).
 
 **Forwarding.** After the egress stages a packet goes to `forward`: for a filtered
 local port (network + destination MAC, including its allowed pairs' MACs) it runs
-the ingress stages and is output to that port; anything else goes to OVS NORMAL.
+the ingress stages and is output to that port; anything else goes to `deliver`.
 Traffic between two local ports thus passes the sender's egress rules and the
 receiver's ingress rules. Uplink ports (trunks, tunnels: given to the compiler)
 enter at `forward` with the network of their VLAN tag (untagged = network 0);
 frames from any other port without flows — such as a new port whose flows are
 not in yet — are dropped by `classify`. IP broadcast and multicast are not
-addressed to a port's MAC: they are forwarded by NORMAL after the sender's
-egress rules (as in Neutron).
+addressed to a port's MAC: they are delivered after the sender's egress rules
+(as in Neutron) to the network's local ports and the uplinks.
+
+**Delivery to known ports only.** `deliver` is the layer-2 switch, in flows,
+instead of OVS NORMAL: NORMAL floods broadcasts and unknown unicast to every
+port, so a port that no agent has enforced (a VM plugged while the agent is
+down, a crash mid-sync) would receive traffic. `deliver` outputs only to ports
+the compiler was given: an unfiltered local port by its MACs; broadcast and
+multicast to every local port of the network and every uplink; any other
+unicast to the uplinks (no MAC learning: with several uplinks, unknown unicast
+goes to all of them, as NORMAL does before it has learned). Uplinks carry
+network 0 untagged and other networks tagged: the tag is pushed for an uplink
+and popped for a local port. OVS never outputs a packet to its own in_port.
 
 **Conntrack and revocation.** Zone = network + 1 (`zone` register), one per network,
 so overlapping address spaces don't mix; the ingress stage does `ct_clear` before
 its own lookup. In `*_state`: `+inv` is dropped; replies (`+est+rpl`) and related
 traffic pass at once unless the connection is marked revoked; new connections and
 established ones in their original direction are checked against the current
-rules. An allowed new connection is committed. An established connection that the
+rules. An allowed new connection is committed once, after both verdicts: the
+sender's egress verdict only sets the `flags` bit "commit pending"; the
+receiver's ingress verdict commits it (a stateless receiver: its verdict commits
+the pending connection), and `forward` commits it before `deliver` for any other
+destination. So a connection the receiver refuses leaves no conntrack entry (a
+flood of refused SYNs cannot fill the table). An established connection that the
 rules no longer allow is committed with a "revoked" ct_mark bit and dropped; from
 then on its replies are dropped too. The sender's egress check and the receiver's
 ingress check (both in the network's zone, for traffic between local ports) each

@@ -42,7 +42,8 @@ class Packet:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happens to a packet: 'drop', 'normal' (OVS NORMAL) or 'output' to a port,
+    """What happens to a packet: 'drop', 'normal' (handed to layer-2 delivery, the
+    `deliver` table) or 'output' to a port,
     the conntrack commits on the way, and why."""
 
     action: str
@@ -158,9 +159,15 @@ class Reference:
             return Outcome("output", dst.ofport, commits, "neighbour discovery")
         if pkt.proto == 17 and (pkt.sport, pkt.dport) == DHCP_SERVER[version]:
             return Outcome("output", dst.ofport, commits, "DHCP reply")
+        # The sender's "commit" of a new connection waits for the receiver's
+        # verdict: a connection the receiver refuses leaves no conntrack entry.
+        pending = "commit" in commits
+        commits = tuple(c for c in commits if c != "commit")
         passed, more, why = self._filter(dst, "ingress", pkt, conn, mark)
         if not passed:
             return Outcome("drop", commits=commits + more, reason=why)
+        if pending and not self.view.is_stateful(dst):
+            more = ("commit",) + more
         return Outcome("output", dst.ofport, commits + more, why)
 
     def _filtered_port(self, network, mac) -> Port | None:

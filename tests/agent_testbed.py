@@ -43,7 +43,7 @@ class Hypervisor:
             ["ip", "netns", "exec", self.tb.ns, sys.executable, "-m", "sg_ofctl.cli",
              "--db", self.db, "agent", "--bridge", self.tb.bridge, "--ovs-db", self.tb.db,
              "--listen", OF_LISTEN, "--host", self.name, "--run-dir", str(self.tb.dir),
-             *extra],
+             "--switch-pki-dir", str(self.tb.dir / "pki"), *extra],
             stdout=log, stderr=subprocess.STDOUT, env=self.tb.env)
         log.close()
         self.tb._undo.append(self.stop_agent)

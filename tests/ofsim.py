@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler.flows import (Conjunction, Ct, CtClear, Goto, Load, Normal, Output,
-                                     PopVlan, Resubmit)
+                                     PopVlan, PushVlan, Resubmit, SetVlan)
 from sg_ofctl.reference import Outcome, Packet
 
 CT_STATES = {"new": P.CT_NEW, "est": P.CT_EST, "rpl": P.CT_EST | P.CT_RPL,
@@ -72,7 +72,12 @@ def _matches(flow, fields) -> bool:
 
 
 class Simulator:
-    def __init__(self, flows):
+    """`l2=False` (the security verdict): reaching `deliver` is the outcome
+    "normal" (handed to layer-2 delivery, as the reference says).  `l2=True`:
+    `deliver` runs too, and `deliveries()` tells which ports got the packet."""
+
+    def __init__(self, flows, l2: bool = False):
+        self.l2 = l2
         self.tables = defaultdict(list)
         for flow in flows:
             self.tables[flow.table].append(flow)
@@ -84,11 +89,13 @@ class Simulator:
         self._ct = (CT_STATES[conn], mark)
         self._outputs, self._commits, self.trace = [], [], []
         self._execute_table("classify", depth=0)
+        if self.l2:
+            return Outcome("deliver", commits=tuple(self._commits))
         if len(self._outputs) > 1:
             raise SimulationError(f"packet output more than once: {self._outputs}")
         if not self._outputs:
             return Outcome("drop", commits=tuple(self._commits))
-        kind, port = self._outputs[0]
+        kind, port = self._outputs[0][:2]
         return Outcome(kind, port, tuple(self._commits))
 
     # -- lookup ---------------------------------------------------------------------
@@ -135,6 +142,8 @@ class Simulator:
                 self._fields[action.field] = (old & ~mask) | (action.value << action.ofs & mask)
             elif isinstance(action, Resubmit):
                 self._execute_table(action.table, depth + 1)
+            elif isinstance(action, Goto) and action.table == "deliver" and not self.l2:
+                self._outputs.append(("normal", None))
             elif isinstance(action, Goto):
                 if TABLE_ORDER[action.table] <= TABLE_ORDER[table]:
                     raise SimulationError(f"goto_table backwards: {table} -> {action.table}")
@@ -144,9 +153,19 @@ class Simulator:
             elif isinstance(action, CtClear):
                 self._fields["ct_state"] = self._fields["ct_mark"] = 0
             elif isinstance(action, Output):
-                self._outputs.append(("output", action.port))
+                if not self.l2 or action.port != self._fields["in_port"]:  # OVS never
+                    # outputs to the in_port; the verdict mode keeps the reference's view
+                    self._outputs.append(("output", action.port, self._fields["vlan_vid"]))
             elif isinstance(action, Normal):
                 self._outputs.append(("normal", None))
+            elif isinstance(action, PushVlan):
+                if self._fields["vlan_vid"]:
+                    raise SimulationError("push_vlan on a tagged packet (no QinQ here)")
+                self._fields["vlan_vid"] = 0x1000
+            elif isinstance(action, SetVlan):
+                if not self._fields["vlan_vid"]:
+                    raise SimulationError("set vlan_vid on an untagged packet")
+                self._fields["vlan_vid"] = 0x1000 | action.vid
             elif isinstance(action, PopVlan):
                 if not self._fields["vlan_vid"]:
                     raise SimulationError("pop_vlan on an untagged packet")
@@ -176,3 +195,16 @@ class Simulator:
 
 def _is_soft(flow) -> bool:
     return bool(flow.actions) and all(isinstance(a, Conjunction) for a in flow.actions)
+
+
+def deliveries(flows, pkt: Packet) -> dict:
+    """{port: VLAN tag or None} that the packet is output to, `deliver` included
+    (a new connection; the security stages must let it through)."""
+    sim = Simulator(flows, l2=True)
+    sim.run(pkt)
+    out = {}
+    for _kind, port, vid in sim._outputs:
+        if port in out:
+            raise SimulationError(f"port {port} got the packet twice")
+        out[port] = vid & 0xfff if vid else None
+    return out

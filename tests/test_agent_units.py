@@ -95,3 +95,50 @@ def test_status_file_round_trip(tmp_path):
     status.write(path, {"state": "running", "pid": 1 << 22 + 1, "written": 0})
     data = status.read(path)
     assert data["running"] is False and data["age"] > 0
+
+
+def test_a_stray_interface_never_takes_the_port_from_its_owner():
+    port = model.Port(id="p", mac="fa:16:3e:00:00:01", fixed_ips=("10.0.0.1",))
+    sg = _state([port])
+    builder = ViewBuilder()
+    first = builder.build(LocalState(True, 1, (_iface("old", 1, "p"),)), sg)
+    assert list(first.ports_by_iface) == ["old"]
+    both = LocalState(True, 1, (_iface("old", 1, "p"), _iface("stray", 2, "p")))
+    built = builder.build(both, sg)
+    assert list(built.ports_by_iface) == ["old"]
+    assert "already enforced on interface 'old'" in built.problems["stray"]
+    # A restarted agent remembers the owner from its last status file.
+    again = ViewBuilder(owners={"p": "old"}).build(both, sg)
+    assert list(again.ports_by_iface) == ["old"]
+    # Nobody known: nobody guesses.
+    fresh = ViewBuilder().build(both, sg)
+    assert not fresh.ports_by_iface and set(fresh.problems) == {"old", "stray"}
+    # The hypervisor retires the old one: the newcomer takes over.
+    retired = LocalInterface("old", "old", 1, {"iface-id": "p", "sg-ofctl-retired": "true"})
+    moved = builder.build(LocalState(True, 1, (retired, _iface("stray", 2, "p"))), sg)
+    assert list(moved.ports_by_iface) == ["stray"] and "retired" in moved.problems["old"]
+    gone = ViewBuilder(owners={"p": "old"}).build(
+        LocalState(True, 1, (_iface("stray", 2, "p"),)), sg)
+    assert list(gone.ports_by_iface) == ["stray"]
+
+
+def test_previous_owners_from_the_status_file(tmp_path):
+    from sg_ofctl.agent import claims
+    path = tmp_path / "agent-br.json"
+    assert claims.previous_owners(path) == {}
+    status.write(path, {"ports": [{"port": "p", "interface": "old", "state": "enforced"},
+                                  {"port": "p", "interface": "stray", "state": "fail-closed"}]})
+    assert claims.previous_owners(path) == {"p": "old"}
+
+
+def test_audit_repairs_reach_the_metrics_counter_but_not_the_start_catch_up():
+    from sg_ofctl.agent.audit import AuditResult, Auditor
+    from sg_ofctl.observe.metrics import AgentMetrics
+    auditor, metrics = Auditor(60), AgentMetrics()
+    auditor.on_repairs = metrics.audit_repairs.inc
+    found = AuditResult(3, 2, 1, 0, 0.1, 0.2, 0.1)
+    auditor.record("start", found, "t0", count=False)
+    auditor.record("periodic", found, "t1")
+    auditor.record("periodic", AuditResult(0, 0, 0, 0, 0.1, 0.2, 0.1), "t2")
+    assert auditor.repairs_total == 3
+    assert metrics.registry.get_sample_value("sg_ofctl_audit_repairs_total") == 3

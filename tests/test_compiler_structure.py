@@ -59,10 +59,10 @@ def _break_static_flows(monkeypatch, change):
     (lambda flows: flows + [dataclasses.replace(flows[0], table="nowhere")],
      "undeclared table"),
     (lambda flows: [f for f in flows if not (f.table == "forward" and f.priority == 0)],
-     "no priority-0 flow for its declared miss 'NORMAL'"),
+     "no priority-0 flow for its declared miss 'goto deliver'"),
     (lambda flows: [dataclasses.replace(f, actions=()) if f.table == "forward"
                     and f.priority == 0 else f for f in flows],
-     "differs from its declared miss 'NORMAL'"),
+     "differs from its declared miss 'goto deliver'"),
 ])
 def test_the_compiler_refuses_a_flow_that_leaves_the_declaration(monkeypatch, change, message):
     """Checked when flows are built, not only here: a bad flow never reaches a switch."""

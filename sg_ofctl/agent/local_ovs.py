@@ -17,7 +17,7 @@ from sg_ofctl.agent.idlwatch import ConnectionWatch
 from sg_ofctl.dataplane import tables as of_tables
 
 LOG = logging.getLogger(__name__)
-TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller", "Flow_Table")
+TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface", "Controller", "Flow_Table", "SSL")
 # Interface rows: only what the agent reads.  ovs-vswitchd rewrites the others
 # (statistics every 5 s, link state, mtu...): replicating them would wake the
 # worker for nothing, 500 rows at a time.
@@ -46,6 +46,7 @@ class LocalState:
     datapath_id: int | None
     interfaces: tuple[LocalInterface, ...]   # with an ofport, on our bridge (LOCAL excluded)
     present_ids: frozenset = frozenset()     # iface-ids on the bridge, ofport or not
+    controller_connected: bool | None = None  # the bridge's Controller row: is_connected
 
 
 def _single(value):
@@ -130,22 +131,61 @@ class LocalOvs:
                 out.append(LocalInterface(iface.name, port.name, ofport,
                                           dict(iface.external_ids), tag,
                                           _single(iface.mac_in_use), iface.type))
+        connected = [c.is_connected for c in bridge.controller]
         return LocalState(True, int(dpid, 16) if dpid else None,
-                          tuple(sorted(out, key=lambda i: i.ofport)), frozenset(present))
+                          tuple(sorted(out, key=lambda i: i.ofport)), frozenset(present),
+                          all(connected) if connected else None)
 
     # -- writes (called by the worker or at start) --------------------------------------
-    def configure_bridge(self, controller: str, first_table: int,
-                         datapath_type: str | None = None) -> None:
-        """Create the bridge if missing; controller target, fail_mode=secure,
-        OpenFlow 1.3+, out-of-band, and the pipeline's table names."""
+    def channel_secret(self, new_secret) -> str:
+        """The bridge's `other_config:dp-desc` if it is a channel secret (kept
+        across agent restarts, so a reconnecting switch is never refused for
+        an update it has not applied yet), else new_secret()."""
+        from sg_ofctl.dataplane.channel import DESC_PREFIX
+        with self.conn.lock:
+            bridge = next((b for b in self.idl.tables["Bridge"].rows.values()
+                           if b.name == self.bridge), None)
+            current = bridge.other_config.get("dp-desc", "") if bridge is not None else ""
+        return current if current.startswith(DESC_PREFIX) and len(current) > 40 \
+            else new_secret()
+
+    def configure_ssl(self, key: str, cert: str, ca_cert: str) -> None:
+        """ovs-vswitchd's TLS files (`ovs-vsctl set-ssl KEY CERT CACERT`).  The SSL
+        row is global to ovs-vswitchd: one that names other files is not ours to
+        replace, so that is an error naming them."""
+        from sg_ofctl import errors
         api = self.api
+        with self.conn.lock:
+            ovs = next(iter(self.idl.tables["Open_vSwitch"].rows.values()))
+            ssl = _single(ovs.ssl)
+            current = (ssl.private_key, ssl.certificate, ssl.ca_cert) if ssl else None
+        if current == (key, cert, ca_cert):
+            return
+        if current is not None:
+            raise errors.UserError(
+                f"Open_vSwitch SSL is already set (private_key={current[0]!r}, "
+                f"certificate={current[1]!r}, ca_cert={current[2]!r}) and ovs-vswitchd has "
+                "only one: remove it (ovs-vsctl del-ssl) or run the agent with --switch-pki-dir "
+                "where those files' CA signs the agent's")
+        with api.transaction(check_error=True) as txn:
+            row = txn.add(api.db_create("SSL", private_key=key, certificate=cert,
+                                        ca_cert=ca_cert, bootstrap_ca_cert=False))
+            txn.add(api.db_set("Open_vSwitch", ovs.uuid, ("ssl", row)))
+
+    def configure_bridge(self, controller: str, first_table: int,
+                         datapath_type: str | None = None, secret: str = "") -> None:
+        """Create the bridge if missing; controller target, fail_mode=secure,
+        OpenFlow 1.3+, out-of-band, the channel secret (datapath description)
+        and the pipeline's table names."""
+        api = self.api
+        other = {"disable-in-band": "true", **({"dp-desc": secret} if secret else {})}
         with api.transaction(check_error=True) as txn:
             txn.add(api.add_br(self.bridge, may_exist=True,
                                **({"datapath_type": datapath_type} if datapath_type else {})))
             txn.add(api.set_fail_mode(self.bridge, "secure"))
             txn.add(api.db_set("Bridge", self.bridge,
                                ("protocols", ["OpenFlow13", "OpenFlow14", "OpenFlow15"]),
-                               ("other_config", {"disable-in-band": "true"})))
+                               ("other_config", other)))
         current = api.get_controller(self.bridge).execute(check_error=True)
         if list(current) != [controller]:
             api.set_controller(self.bridge, [controller]).execute(check_error=True)

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from sg_ofctl import model
+from sg_ofctl.agent import claims
 from sg_ofctl.agent.local_ovs import LocalState
 from sg_ofctl.agent.sgdb import SgState
 
@@ -30,17 +31,18 @@ class Built:
 class ViewBuilder:
     """Keeps the previous result so unchanged ports are the same objects."""
 
-    def __init__(self):
+    def __init__(self, owners: dict | None = None):
         self._port_cache: dict = {}
         self._last_ports: tuple = ()
         self._last_ifaces: frozenset = frozenset()
+        self.owners = dict(owners or {})   # iface-id -> interface enforcing it (claims.py)
 
     def build(self, local: LocalState, sg: SgState, max_new: int | None = None) -> Built:
         """`max_new`: admit at most this many ports that the previous view did
         not have; the others are `deferred` (fail-closed one more round), so a
         burst of new ports is enforced in short rounds, between which any other
         change is enforced with its usual latency."""
-        problems: dict = {}
+        _winners, problems = claims.arbitrate(local.interfaces, self.owners)
         candidates = []
         uplinks = []
         cache = {}
@@ -48,6 +50,8 @@ class ViewBuilder:
             name = iface.iface_id
             if name is None:
                 uplinks.append(iface.ofport)
+                continue
+            if iface.name in problems:
                 continue
             rec = sg.ports.get(name)
             if rec is None:
@@ -98,6 +102,9 @@ class ViewBuilder:
             ports = view.ports
         self._last_ports = ports
         self._last_ifaces = frozenset(n for n, _ in chosen)
+        ids = {i.name: i.iface_id for i in local.interfaces}
+        self.owners = claims.next_owners(local.interfaces, self.owners,
+                                         {n: ids[n] for n, _ in chosen})
         return Built(view, problems, dict(chosen), tuple(uplinks), deferred)
 
     @staticmethod

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 
-from sg_ofctl.agent import revoke, status as status_mod
+from sg_ofctl.agent import audit, claims, revoke, status as status_mod, switchcheck
 from sg_ofctl.agent.bindings import plan_writes
 from sg_ofctl.agent.view import ViewBuilder
 from sg_ofctl.agent.writer import DatabaseWriter
@@ -63,7 +63,8 @@ def _now() -> str:
 class Worker(threading.Thread):
     def __init__(self, *, app, local, sgdb, host: str, bridge: str, status_path,
                  db_remotes: str = "", metrics: AgentMetrics | None = None,
-                 rtt_threshold: float = health.DEFAULT_RTT_THRESHOLD):
+                 rtt_threshold: float = health.DEFAULT_RTT_THRESHOLD,
+                 audit_interval: float = 60.0):
         super().__init__(name="sg-ofctl-worker", daemon=True)
         self.app, self.local, self.sgdb = app, local, sgdb
         self.host, self.bridge, self.status_path = host, bridge, status_path
@@ -72,7 +73,9 @@ class Worker(threading.Thread):
         self._stopping = threading.Event()
         self.stopped = threading.Event()
         self.compiler = Compiler()
-        self.builder = ViewBuilder()
+        self.builder = ViewBuilder(owners=claims.previous_owners(status_path))
+        self.audit = audit.WorkerAudit(audit_interval, self.kick)
+        self._local = None
         self.conn = None
         self.need_full = True
         self.installed_view = None
@@ -88,6 +91,7 @@ class Worker(threading.Thread):
         self._last = {"problems": {}, "ports": [], "uplinks": []}
         # Observability (observe/): metrics, and the database link's probe (set by main).
         self.metrics = metrics or AgentMetrics()
+        self.audit.auditor.on_repairs = self.metrics.audit_repairs.inc
         self.db_probe = None
         self.packet_log = None      # observe.packetlog.PacketLogger (set by main)
         self._logging = None        # this round's logged ports (port id -> LogFlags)
@@ -117,10 +121,11 @@ class Worker(threading.Thread):
         delay = None
         try:
             while not self._stopping.is_set():
-                kicked = self._kick.wait(delay if delay is not None else self._idle_wait())
+                kicked = self._kick.wait(audit.earliest(delay, self._idle_wait(),
+                                                        self.audit.wait(self.conn)))
                 if self._stopping.is_set():
                     break
-                if not kicked and delay is None:
+                if not kicked and delay is None and not self.audit.due(self.conn):
                     self._idle()
                     continue
                 self._kick.clear()
@@ -136,6 +141,7 @@ class Worker(threading.Thread):
                     LOG.exception("sync failed")
                     self._error(f"sync failed: {type(e).__name__}: {e}")
                     delay = min(5.0, (delay or 0.1) * 2)
+                    self.audit.auditor.defer(delay)
                 self._write_status()
         except Exception:
             LOG.exception("the worker loop itself failed")
@@ -169,7 +175,10 @@ class Worker(threading.Thread):
         if not local.bridge_found:
             self._log_once(("no-bridge",), logging.ERROR, "bridge %s not found", self.bridge)
             return
+        self._local = switchcheck.note_bridge(self.app, local)
         conn = self._connection(local.datapath_id)
+        audit_ready = conn is not None and not self.need_full and \
+            self.audit.start_if_due(conn)
         sg = self.sgdb.snapshot()
         read = time.monotonic()
         built = self.builder.build(local, sg, self._new_ports_this_round(conn, sg))
@@ -192,6 +201,8 @@ class Worker(threading.Thread):
             if self.packet_log is not None:    # its meter before the flows using it
                 self._logging = self.packet_log.before_flows(conn, self._logging)
             flow_mods = self._flows(conn, built.view)
+            if audit_ready:
+                self._audit(conn)
             if self.packet_log is not None:
                 self.packet_log.after_flows(conn)
             for flush in revoke.flushes(self.installed_view, built.view):
@@ -245,7 +256,10 @@ class Worker(threading.Thread):
             self.compiler = Compiler()
             try:
                 self._compile(view)
-                change = conn.install_full(self.compiler.flows.values())
+                change, error = self.audit.on_connect(conn, self.compiler.flows.values(),
+                                                      self.stats["full_syncs"] == 0, _now())
+                if error:
+                    self._error(error)
             except Exception:
                 self.compiler = Compiler()
                 self.metrics.bundles.labels("failed").inc()
@@ -274,8 +288,18 @@ class Worker(threading.Thread):
                          result.seconds * 1000)
         if change:
             self.stats["bundles"] += 1
+            self.audit.generation += 1
         self.stats["flow_mods_total"] += len(change)
         return len(change)
+
+    def _audit(self, conn) -> None:
+        try:
+            self.stats["flow_mods_total"] += self.audit.periodic(
+                conn, self.compiler.flows.values(), _now(), self._error, _release_memory)
+        except Exception:
+            self.need_full = True
+            raise
+        self.port_config = None   # read again next round (the audit kicks one at once)
 
     def _compile(self, view):
         start = time.monotonic()
@@ -373,6 +397,8 @@ class Worker(threading.Thread):
             "written": time.time(),
             "switch": {**links["switch"],
                        "datapath_id": f"{conn.datapath.id:016x}" if conn is not None else None},
+            "channel": switchcheck.channel_section(self.app, conn, self._local),
+            "audit": self.audit.auditor.status(),
             "local_ovsdb": {**links["local_ovsdb"], "remote": self.local.remote},
             "sg_database": {**links["sg_database"], "remotes": self.db_remotes, **probe,
                             "rtt_threshold_seconds": self.rtt_threshold,

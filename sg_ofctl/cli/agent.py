@@ -30,6 +30,19 @@ def register(sub) -> None:
                        "$SG_OFCTL_RUN_DIR, /run/sg-ofctl for root)")
     agent.add_argument("--datapath-type", help="datapath_type if the agent creates the "
                        "bridge (e.g. netdev)")
+    agent.add_argument("--switch-pki-dir",
+                       help="TLS files of the switch channel (a CA, the agent's "
+                       "and the bridge's certificates; made if missing; default "
+                       "$SG_OFCTL_SWITCH_PKI_DIR, else /etc/sg-ofctl/switch-pki)")
+    agent.add_argument("--insecure-plain-tcp", action="store_true",
+                       help="INSECURE: listen for the switch with plain TCP instead of TLS; "
+                            "any process that reaches the port can connect (only the "
+                            "datapath check keeps an impostor out)")
+    agent.add_argument("--audit-interval", type=float, default=60.0, metavar="SECONDS",
+                       help="read back and repair the flows this often (default 60; 0: only "
+                            "when the switch connects)")
+    agent.add_argument("--switch-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="exit non-zero if the bridge has not connected by then (default 30)")
     agent.add_argument("--metrics-listen", metavar="ADDR:PORT", default=None,
                        help="serve Prometheus metrics at http://ADDR:PORT/metrics (off by "
                             "default; an address other than loopback needs mutual TLS)")
@@ -76,6 +89,12 @@ def _agent(args):
     root.handlers[:] = [handler]
     root.setLevel(args.log_level.upper())
     from sg_ofctl import errors
+    for name in ("audit_interval", "switch_timeout"):
+        value = getattr(args, name)
+        if not 0 <= value <= 86400 or (name == "switch_timeout" and value == 0):
+            raise errors.UserError(f"{name.replace('_', '-')}={value!r}: must be a number of "
+                                   "seconds between " + ("0" if name == "audit_interval"
+                                                         else "more than 0") + " and 86400")
     from sg_ofctl.observe import metrics
     metrics_tls = {"certfile": args.metrics_tls_cert, "keyfile": args.metrics_tls_key,
                    "client_cafile": args.metrics_client_ca} if args.metrics_tls_cert else None
@@ -99,7 +118,10 @@ def _agent(args):
         db_rtt_threshold=args.db_rtt_threshold, health_interval=args.health_interval,
         packet_log=Path(args.packet_log) if args.packet_log else None,
         packet_log_text=Path(args.packet_log_text) if args.packet_log_text else None,
-        packet_log_syslog=args.packet_log_syslog)
+        packet_log_syslog=args.packet_log_syslog,
+        switch_pki_dir=Path(args.switch_pki_dir) if args.switch_pki_dir else None,
+        insecure_plain_tcp=args.insecure_plain_tcp, switch_timeout=args.switch_timeout,
+        audit_interval=args.audit_interval)
     return agent_main.run(config)
 
 
@@ -143,6 +165,8 @@ def _status(args):
     else:
         enforced = sum(p["state"] == "enforced" for p in data["ports"])
         db = data["sg_database"]
+        channel, audit = data.get("channel") or {}, data.get("audit") or {}
+        last_audit = audit.get("last") or {}
         common.emit_one(args, {
             "health": data["health"]["state"],
             "problems": data["health"]["problems"],
@@ -150,6 +174,13 @@ def _status(args):
             "pid": data["pid"], "host": data["host"], "bridge": data["bridge"],
             "switch": ("connected" if data["switch"]["connected"] else "disconnected") +
             _since(data["switch"].get("last_change")),
+            "channel": channel.get("description", "unknown"),
+            "switch check": _switch_check(channel),
+            "refused connections": channel.get("refused_total", 0),
+            "last audit": f"{last_audit['time']} ({last_audit['why']}, "
+                          f"{last_audit['repairs']} repairs, {last_audit['seconds']} s)"
+            if last_audit else "none yet",
+            "audit repairs": audit.get("repairs_total", 0),
             "local ovsdb": "connected" if data["local_ovsdb"]["connected"] else "disconnected",
             "sg database": ("connected" if db["connected"] else "disconnected") +
             _since(db.get("last_change")),
@@ -193,3 +224,12 @@ def _ms(median, lost, probes) -> str:
         return "not measured yet" if not lost else f"no reply to {lost} of {probes} echoes"
     text = f"{median * 1000:.1f} ms (median of the last {probes} echoes)"
     return text + (f", {lost} lost" if lost else "")
+
+
+def _switch_check(channel: dict) -> str:
+    """The connected switch against the local Open_vSwitch database."""
+    ovsdb = channel.get("ovsdb") or {}
+    if not channel.get("datapath_id"):
+        return "no switch"
+    return (f"datapath {channel['datapath_id']} (bridge's: {ovsdb.get('bridge_datapath_id')}), "
+            f"Controller is_connected={ovsdb.get('controller_is_connected')}")

@@ -115,6 +115,11 @@ class Compiler:
         networks = tuple(sorted({p.network for p in view.ports}))
         parts.put(("uplinks",), (view.uplinks, networks),
                   build.uplink_flows, view.uplinks, networks, placement)
+        delivery = tuple((p.ofport, p.network, () if p.port_security_enabled else
+                          build.port_macs(p)) for p in view.ports)
+        # In Neutron's br-int the agent's NORMAL delivers (after its table 91).
+        parts.put(("deliver",), None if placement.neutron else (delivery, view.uplinks),
+                  build.deliver_flows, delivery, view.uplinks)
 
         filtered = [p for p in view.ports if p.port_security_enabled]
         compiled = sorted({g for p in filtered for g in p.effective_groups})

@@ -8,8 +8,9 @@ from typing import Iterable, NamedTuple
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
 from sg_ofctl.compiler.conntrack import conntrack_flows
-from sg_ofctl.compiler.flows import (Conjunction, Flow, Goto, Load, Move, Normal, Output,
-                                     PopVlan, Resubmit, intern, ip_value, make_match, set_bits)
+from sg_ofctl.compiler.flows import (Conjunction, Ct, Flow, Goto, Load, Move, Normal, Output,
+                                     PopVlan, PushVlan, Resubmit, SetVlan, intern, ip_value,
+                                     make_match, set_bits)
 from sg_ofctl.compiler.flows import Action
 from sg_ofctl.compiler.portranges import range_to_masks
 from sg_ofctl.model import ICMP_NUMBERS, PORT_PROTOCOLS, Port, Rule, SecurityGroup
@@ -91,15 +92,19 @@ def static_flows(placement: P.Placement = P.STANDALONE) -> list[Flow]:
     add("egress_guard", 80, [], eth_type=ETH_IPV6, ipv6_src=0)
     add("egress_guard", 0, [Goto("egress_ct")])
 
-    # forward: anything not for a filtered local port.
+    # forward: anything not for a filtered local port; a new connection that the
+    # sender allowed is committed here (a local receiver's verdict commits it).
+    # In Neutron's br-int it leaves to its accepted-egress table (91 -> 94 NORMAL)
+    # with reg5 = the sending port (0 for an unfiltered one) and reg6 = its local
+    # VLAN (the zone), as Neutron's accepted-egress consumers read them.
+    exit_: list[Action] = [Goto("deliver")]
     if placement.neutron:
-        # Accepted egress: reg5 = the sending port (0 for an unfiltered one), reg6 =
-        # its local VLAN (the zone), for Neutron's accepted-egress consumers.
-        add("forward", 0, [Move(P.SRC_PORT.field, P.NEUTRON_PORT_REG),
-                           Move(P.ZONE.field, P.NEUTRON_NET_REG, 16),
-                           Resubmit("neutron_accepted_egress")])
-    else:
-        add("forward", 0, [Normal()])
+        exit_ = [Move(P.SRC_PORT.field, P.NEUTRON_PORT_REG),
+                 Move(P.ZONE.field, P.NEUTRON_NET_REG, 16), Resubmit("neutron_accepted_egress")]
+    for eth in (ETH_IP, ETH_IPV6):
+        add("forward", 1, [Ct(commit=True)] + exit_, eth_type=eth,
+            reg5=(P.FLAG_COMMIT_PENDING, P.FLAG_COMMIT_PENDING))
+    add("forward", 0, exit_)
     if placement.neutron:
         # The tables Neutron's firewall driver sets up for the parties after it
         # (logging, FWaaS): accepted egress -> egress-normal -> NORMAL; accepted
@@ -142,6 +147,49 @@ def uplink_flows(uplinks: Iterable[int], networks: Iterable[int],
                                    [_load(P.ZONE, zone_of(net, placement)), Goto("forward")],
                                    c))
     return flows
+
+
+MULTICAST = (0x010000000000, 0x010000000000)   # the group bit of eth_dst
+
+
+def deliver_flows(ports: tuple, uplinks: tuple) -> list[Flow]:
+    """`deliver`: L2 delivery to known ports only.  `ports`: (ofport, network,
+    MACs if port security is off, else ()) of every enforced local port;
+    `uplinks`: ofports of trunks/tunnels (network 0 untagged, others tagged).
+    OVS never outputs a packet to its in_port, so a flood skips the sender."""
+    c = ids.cookie(ids.KIND_UPLINK, "deliver")
+    flows = []
+    nets = sorted({net for _o, net, _m in ports} | ({0} if uplinks else set()))
+    for net in nets:
+        zone = {P.ZONE.field: zone_of(net)}
+        local = [Output(o) for o, n, _m in ports if n == net]
+        out = [Output(u) for u in uplinks]
+        tag = [PushVlan(), SetVlan(net)] if net else []
+        tagged = {"vlan_vid": (VLAN_PRESENT, VLAN_PRESENT)}
+        for o, n, macs in ports:
+            for mac in macs if n == net else ():
+                flows.append(_flow("deliver", 100, _m(**zone, eth_dst=_mac_int(mac)),
+                                   [Output(o)], c))
+                if net:
+                    flows.append(_flow("deliver", 110, _m(**zone, **tagged,
+                                                          eth_dst=_mac_int(mac)),
+                                       [PopVlan(), Output(o)], c))
+        flood = local + (tag + out if out else [])
+        if flood:
+            flows.append(_flow("deliver", 50, _m(**zone, eth_dst=MULTICAST), flood, c))
+        if out:
+            flows.append(_flow("deliver", 10, _m(**zone), tag + out, c))
+        if net and out:   # from an uplink, already tagged
+            flows.append(_flow("deliver", 60, _m(**zone, **tagged, eth_dst=MULTICAST),
+                               out + ([PopVlan()] + local if local else []), c))
+            flows.append(_flow("deliver", 20, _m(**zone, **tagged), out, c))
+    return flows
+
+
+def port_macs(port: Port) -> tuple[str, ...]:
+    """The port's MAC and its allowed address pairs' MACs."""
+    return tuple(dict.fromkeys([port.mac] + [p.mac_address for p in
+                                             port.allowed_address_pairs if p.mac_address]))
 
 
 def _mac_int(mac: str) -> int:
@@ -220,7 +268,9 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool,
         flows.append(_flow(f"{direction}_dispatch", 100, _m(**{reg.field: o}), actions, c))
     for mac in macs:  # the port's own MAC and its allowed pairs' MACs
         flows.append(_flow("forward", 100, _m(**{P.ZONE.field: zone}, eth_dst=_mac_int(mac)),
-                           [_load(P.DST_PORT, o), _load(P.FLAGS, flags), Goto("ingress_guard")],
+                           [_load(P.DST_PORT, o), _load(P.FLAGS, flags, 0,
+                                                        P.FLAGS_PER_SIDE.bit_length()),
+                            Goto("ingress_guard")],
                            c))
     output: list[Action] = [Output(o)]
     if placement.neutron:

@@ -36,10 +36,11 @@ class VerdictPriority:
     """`*_verdict`, highest first: deny wins over allow."""
     REVOKE_DENIED = 100        # denied, established: mark revoked (ct commit)
     DENY = 95                  # denied: drop
+    STATELESS_COMMIT = 92      # allowed, stateless receiver, the sender's new connection: commit
     STATELESS_ALLOW = 90       # allowed, stateless port: accept
     UNREVOKE = 85              # allowed again after a revocation: clear this side's mark
     ESTABLISHED_ALLOW = 80     # allowed, established: accept
-    COMMIT = 75                # allowed, new: commit and accept
+    COMMIT = 75                # allowed, new: commit (egress: mark it pending) and accept
     REVOKE_UNMATCHED = 70      # no rule allows an established connection: mark revoked
 
 
@@ -93,7 +94,14 @@ def conntrack_flows(direction: str, cookie: int) -> list[Flow]:
             **established)
         add(verdict, VerdictPriority.UNREVOKE, [Ct(commit=True, mark=(0, side)), Goto(accept)],
             eth_type=eth, **allow, **_flag(P.FLAGS, P.FLAG_WAS_REVOKED))
-        add(verdict, VerdictPriority.COMMIT, [Ct(commit=True), Goto(accept)], eth_type=eth,
-            **allow)
+        # The sender's side does not commit: a refused connection must leave no
+        # entry.  The receiver's verdict commits (or `forward`, for anything else).
+        commit = [set_bits(P.FLAGS.field, P.FLAG_COMMIT_PENDING)] if direction == "egress" \
+            else [Ct(commit=True)]
+        add(verdict, VerdictPriority.COMMIT, commit + [Goto(accept)], eth_type=eth, **allow)
+        if direction == "ingress":
+            add(verdict, VerdictPriority.STATELESS_COMMIT, [Ct(commit=True), Goto(accept)],
+                eth_type=eth, **allow,
+                **_flag(P.FLAGS, P.FLAG_STATELESS | P.FLAG_COMMIT_PENDING))
         add(verdict, VerdictPriority.REVOKE_UNMATCHED, [revoke], eth_type=eth, **established)
     return flows

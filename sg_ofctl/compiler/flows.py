@@ -92,8 +92,18 @@ class Controller:
 
 
 Match = tuple  # tuple[tuple[str, int, int | None], ...]
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    """Push an 802.1Q header; a SetVlan that follows gives its VID."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetVlan:
+    vid: int
+
+
 Action = Goto | Resubmit | Load | Move | Ct | CtClear | Conjunction | Output | Normal | \
-    PopVlan | Controller
+    PopVlan | PushVlan | SetVlan | Controller
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +255,10 @@ def format_action(action) -> str:
         return "NORMAL"
     if isinstance(action, PopVlan):
         return "pop_vlan"
+    if isinstance(action, PushVlan):
+        return "push_vlan:0x8100"
+    if isinstance(action, SetVlan):
+        return f"set_field:{0x1000 | action.vid}->vlan_vid"
     if isinstance(action, Controller):
         return f"controller(max_len={action.max_len},meter_id={action.meter_id})"
     raise TypeError(f"unknown action {action!r}")

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
 from sg_ofctl.compiler.conntrack import VerdictPriority
-from sg_ofctl.compiler.flows import Controller, Ct, Flow, Goto, intern, make_match
+from sg_ofctl.compiler.flows import (Controller, Ct, Flow, Goto, intern, make_match,
+                                     set_bits)
 
 ETH_IP, ETH_IPV6 = 0x0800, 0x86DD
 LOG_METER_ID = 0x5347      # the host's packet-log meter (one per bridge)
 ACCEPT_PRIORITY = VerdictPriority.COMMIT + 1        # new, allowed: log and commit
 STATELESS_ACCEPT_PRIORITY = VerdictPriority.STATELESS_ALLOW + 1
+STATELESS_COMMIT_ACCEPT_PRIORITY = VerdictPriority.STATELESS_COMMIT + 1
 DENY_PRIORITY = VerdictPriority.DENY + 1            # denied by a deny rule
 NO_RULE_PRIORITY = 1                                # no rule allowed it
 SPOOF_PRIORITY = 1                                  # classify / egress_spoof misses
@@ -57,7 +59,10 @@ def port_log_flows(port, flags: LogFlags, stateful: bool,
         verdict, here = f"{direction}_verdict", {reg.field: o}
         if flags.accept and stateful:
             for eth in (ETH_IP, ETH_IPV6):   # ct() only on a flow that matches IP
-                add(verdict, ACCEPT_PRIORITY, [Ct(commit=True), send, Goto(accept)],
+                # As in `*_verdict`: the sender only marks the commit pending.
+                commit = set_bits(P.FLAGS.field, P.FLAG_COMMIT_PENDING) \
+                    if direction == "egress" else Ct(commit=True)
+                add(verdict, ACCEPT_PRIORITY, [commit, send, Goto(accept)],
                     f"accept-{direction}", eth_type=eth, **here,
                     **{P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW)})
         elif flags.accept:
@@ -65,6 +70,14 @@ def port_log_flows(port, flags: LogFlags, stateful: bool,
                 f"accept-{direction}", **here,
                 **{P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW),
                    P.FLAGS.field: (P.FLAG_STATELESS, P.FLAG_STATELESS)})
+            if direction == "ingress":   # the sender's pending commit, as in `*_verdict`
+                pending = P.FLAG_STATELESS | P.FLAG_COMMIT_PENDING
+                for eth in (ETH_IP, ETH_IPV6):
+                    add(verdict, STATELESS_COMMIT_ACCEPT_PRIORITY,
+                        [Ct(commit=True), send, Goto(accept)], f"accept-{direction}",
+                        eth_type=eth, **here,
+                        **{P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW),
+                           P.FLAGS.field: (pending, pending)})
         if flags.drop:
             add(verdict, DENY_PRIORITY, [send], f"deny-{direction}", **here,
                 **{P.VERDICT.field: (P.VERDICT_DENY, P.VERDICT_DENY)})

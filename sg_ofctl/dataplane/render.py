@@ -6,8 +6,10 @@ compiler's `diff` can compare installed and desired flows.  Pure apart from
 os-ken's message classes: nothing is sent here."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 import struct
 from typing import Any
 
@@ -17,11 +19,13 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from sg_ofctl import pipeline
 from sg_ofctl.compiler.flows import (Conjunction, Controller, Ct, CtClear, Flow, Goto, Load,
-                                     Move, Normal, Output, PopVlan, Resubmit, format_flow,
+                                     Move, Normal, Output, PopVlan, PushVlan, Resubmit, SetVlan,
+                                     format_flow,
                                      make_match)
 
 ZONE_FIELD = pipeline.ZONE.field
 ZONE_OFS_NBITS = nicira_ext.ofs_nbits(0, 15)
+ETH_8021Q = 0x8100
 RESUBMIT_IN_PORT = 0xfff8  # OFPP_IN_PORT in the 16-bit port space of NX resubmit
 
 
@@ -60,6 +64,7 @@ if NXAC2PT_METER_ID not in _Controller2Prop._TYPES:
 
 # ---- names and numbers ----------------------------------------------------------
 
+@functools.lru_cache(maxsize=8)   # read-back calls it per flow; treat the result as read-only
 def table_names(first_table: int = pipeline.DEFAULT_FIRST_TABLE) -> dict[int, str]:
     """Table number -> name: ours, and Neutron's br-int tables that the Neutron
     placement's flows live in or jump to (ours win on a clash)."""
@@ -95,8 +100,12 @@ def _from_user(name: str, value) -> int:
     kind = pipeline.FIELDS[name].kind
     if kind == "mac":
         return int(value.replace(":", ""), 16)
-    if kind in ("ipv4", "ipv6"):
-        return int(ipaddress.ip_address(value))
+    if kind in ("ipv4", "ipv6"):   # inet_pton: ~5x faster than ipaddress (read-back)
+        try:
+            return int.from_bytes(socket.inet_pton(
+                socket.AF_INET if kind == "ipv4" else socket.AF_INET6, value), "big")
+        except (OSError, TypeError):
+            raise FlowParseError(f"{name}={value!r}: not an {kind} address") from None
     raise FlowParseError(f"{name}={value!r}: unexpected value")
 
 
@@ -212,6 +221,10 @@ def _render_action(action, first_table: int):
         return parser.OFPActionOutput(ofp.OFPP_NORMAL)
     if isinstance(action, PopVlan):
         return parser.OFPActionPopVlan()
+    if isinstance(action, PushVlan):
+        return parser.OFPActionPushVlan(ETH_8021Q)
+    if isinstance(action, SetVlan):
+        return parser.OFPActionSetField(vlan_vid=ofp.OFPVID_PRESENT | action.vid)
     if isinstance(action, Controller):
         return parser.NXActionController2(max_len=action.max_len, meter_id=action.meter_id)
     raise TypeError(f"cannot render action {action!r}")
@@ -279,6 +292,10 @@ def _parse_action(a, names: dict[int, str]):
         if table_id not in names:
             raise FlowParseError(f"table {table_id} is outside the pipeline")
         return names[table_id]
+    if isinstance(a, parser.OFPActionSetField) and a.key == "vlan_vid":
+        return SetVlan(a.value & 0xfff)
+    if isinstance(a, parser.OFPActionPushVlan) and a.ethertype == ETH_8021Q:
+        return PushVlan()
     if isinstance(a, parser.OFPActionSetField):
         if not a.key.startswith("reg") or isinstance(a.value, (tuple, list)):
             raise FlowParseError(f"unexpected set_field {a.key}={a.value!r}")

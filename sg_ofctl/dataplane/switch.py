@@ -64,6 +64,9 @@ class _Waiter:
     done: threading.Event = field(default_factory=threading.Event)
     replies: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    each: object = None          # consume each reply as it arrives (not kept)
+    received: int = 0
+    failure: BaseException | None = None
 
 
 @dataclass
@@ -86,6 +89,7 @@ class SwitchConnection:
         self._bundle_ids = itertools.count(random.randrange(1, 1 << 30))
         self._bundle_errors: dict | None = None  # xid -> error while a bundle is open
         self.closed = False
+        self.since = time.monotonic()
 
     # -- replies (any thread) ---------------------------------------------------------
     def feed(self, msg) -> None:
@@ -105,7 +109,14 @@ class SwitchConnection:
             waiter.errors.append(msg)
             waiter.done.set()
             return
-        waiter.replies.append(msg)
+        waiter.received += 1
+        if waiter.each is None:
+            waiter.replies.append(msg)
+        elif waiter.failure is None:
+            try:
+                waiter.each(msg)
+            except Exception as e:   # raised in the requesting thread
+                waiter.failure = e
         if not getattr(msg, "flags", 0) & ofp.OFPMPF_REPLY_MORE or \
                 not isinstance(msg, parser.OFPMultipartReply):
             waiter.done.set()
@@ -118,13 +129,13 @@ class SwitchConnection:
                 waiter.done.set()
 
     # -- sending ----------------------------------------------------------------------
-    def _send(self, msg) -> int:
+    def _send(self, msg, each=None) -> int:
         if self.closed:
             raise SwitchError("the switch connection is closed")
         xid = next(self._xids) & 0xffffffff
         msg.set_xid(xid)
         with self._lock:
-            self._waiters[xid] = _Waiter()
+            self._waiters[xid] = _Waiter(each=each)
         self.datapath.send_msg(msg)
         return xid
 
@@ -132,7 +143,7 @@ class SwitchConnection:
         waiter = self._waiters[xid]
         if not waiter.done.wait(self.timeout):
             raise SwitchError(f"no reply from the switch to {what} within {self.timeout} s")
-        if self.closed and not (waiter.replies or waiter.errors):
+        if self.closed and not (waiter.received or waiter.errors):
             raise SwitchError(f"the switch disconnected during {what}")
         return waiter
 
@@ -141,14 +152,19 @@ class SwitchConnection:
             for xid in xids:
                 self._waiters.pop(xid, None)
 
-    def request(self, msg, what: str) -> list:
-        """Send a request, wait for its (possibly multipart) reply."""
-        xid = self._send(msg)
+    def request(self, msg, what: str, each=None) -> list:
+        """Send a request, wait for its (possibly multipart) reply.  With `each`,
+        every reply is handed to each(reply) as it arrives (in os-ken's thread)
+        instead of being kept: a read-back of 25,000 flows then never holds all
+        of os-ken's parsed messages at once."""
+        xid = self._send(msg, each)
         try:
             waiter = self._wait(xid, what)
             if waiter.errors:
                 raise SwitchError(f"{what} failed", [(what, error_text(e))
                                                      for e in waiter.errors])
+            if waiter.failure is not None:
+                raise waiter.failure
             return waiter.replies
         finally:
             self._forget([xid])
@@ -172,17 +188,18 @@ class SwitchConnection:
         for f in change.modify + change.add:
             yield f, render.flow_mod(dp, f, first)
 
-    def apply(self, change: FlowDiff) -> ApplyResult:
-        """Apply `change` as one atomic bundle: all of it or none of it."""
+    def apply(self, change: FlowDiff, extra=()) -> ApplyResult:
+        """Apply `change` as one atomic bundle: all of it or none of it.
+        `extra`: (label, OFPFlowMod) pairs sent first in the same bundle."""
         start = time.monotonic()
-        if not change:
+        if not change and not extra:
             return ApplyResult(0, 0.0)
-        mods = self._iter_flow_mods(change)   # rendered one at a time: 25,000 os-ken
-        n_mods = len(change)                   # messages at once cost ~100 MB
+        mods = itertools.chain(extra, self._iter_flow_mods(change))  # rendered one at a
+        n_mods = len(change) + len(extra)       # time: 25,000 messages at once cost ~100 MB
         dp, bid = self.datapath, next(self._bundle_ids) & 0xffffffff
         open_xid = self._send(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST,
                                                       BUNDLE_FLAGS, []))
-        add_xids: dict[int, Flow] = {}
+        add_xids: dict[int, object] = {}   # xid -> Flow or label
         with self._lock:
             self._bundle_errors = {}
         try:
@@ -207,7 +224,7 @@ class SwitchConnection:
             with self._lock:
                 add_errors, self._bundle_errors = self._bundle_errors, None
             errors = [("bundle open", error_text(e)) for e in self._waiters[open_xid].errors]
-            errors += [(format_flow(add_xids[xid]) if xid in add_xids else f"xid {xid}",
+            errors += [(_label(add_xids[xid]) if xid in add_xids else f"xid {xid}",
                         error_text(e)) for xid, e in add_errors.items()]
             if errors:
                 self._discard(bid)
@@ -335,6 +352,10 @@ class SwitchConnection:
         """Flush the connections whose original tuple matches (OVS 3.1+)."""
         self.send_checked(ct_flush_msg(self.datapath, zone, ip_proto, src, dst, src_port,
                                        dst_port), "ct flush")
+
+
+def _label(what) -> str:
+    return what if isinstance(what, str) else format_flow(what)
 
 
 # ---- Nicira conntrack flush messages (os-ken has no classes for them) ---------------

@@ -55,6 +55,9 @@ def assess(status: dict, rtt_threshold: float | None = None) -> dict:
     if db.get("connected") and db.get("probes_lost"):
         problems.append(f"the security-group database link is lossy: {db['probes_lost']} "
                         f"of the last {db.get('probes')} echoes got no reply")
+    channel_problem = (status.get("channel") or {}).get("problem")
+    if channel_problem:                 # a refused switch connection, a datapath mismatch
+        problems.append(f"switch channel: {channel_problem}")
     for error in status.get("errors", []):
         problems.append(error["error"] if isinstance(error, dict) else str(error))
     packet_log = status.get("packet_log") or {}

@@ -68,7 +68,7 @@ class Hop:
 
 @dataclass
 class Verdict:
-    action: str              # drop, normal (OVS NORMAL), output
+    action: str              # drop, normal (layer-2 delivery: `deliver`), output
     port: int | None
     why: str
 
@@ -108,7 +108,7 @@ class TraceResult:
 
 
 def _says(v: Verdict) -> str:
-    where = {"drop": "drops it", "normal": "forwards it (NORMAL)",
+    where = {"drop": "drops it", "normal": "forwards it (layer-2 delivery)",
              "output": f"delivers it to ofport {v.port}"}[v.action]
     return f"{where} ({v.why})"
 
@@ -184,6 +184,8 @@ def parse_hops(text: str, table_names: dict[int, str], cookies: CookieMap) -> li
 
 def _outcome(hops: list[Hop]) -> tuple[str, int | None]:
     for hop in hops:
+        if hop.table == "deliver":   # the security verdict let it through to layer-2
+            return "normal", None    # delivery (known ports only): the model's "normal"
         for action in hop.actions:
             out = _OUTPUT.match(action)
             if out:

@@ -24,7 +24,8 @@ class PrivateOvs:
         self.rundir = Path(rundir)
         self.ns = netns
         self.env = {**os.environ, "OVS_RUNDIR": str(self.rundir),
-                    "OVS_LOGDIR": str(self.rundir), "OVS_DBDIR": str(self.rundir)}
+                    "OVS_LOGDIR": str(self.rundir), "OVS_DBDIR": str(self.rundir),
+                    "SG_OFCTL_SWITCH_PKI_DIR": str(self.rundir / "switch-pki")}  # its TLS
         self.db = f"unix:{self.rundir}/db.sock"
 
     @property
