@@ -24,7 +24,8 @@ class Step:
     reason: str
 
 
-def _endpoint(ports, value: str, field: str):
+def endpoint(ports, value: str, field: str):
+    """(the port named or numbered `value`, None), or (None, the IP address)."""
     for port in ports:
         if value in (port.id, port.name):
             return port, None
@@ -34,7 +35,8 @@ def _endpoint(ports, value: str, field: str):
         raise ValidationError(field, value, "is neither a port nor an IP address") from None
 
 
-def _address_for(port: Port, version: int, field: str) -> str:
+def address_for(port: Port, version: int, field: str) -> str:
+    """The port's first fixed IP of that version."""
     for ip in port.fixed_ips:
         if ipaddress.ip_address(ip).version == version:
             return ip
@@ -45,8 +47,8 @@ def explain(groups: dict[str, SecurityGroup], ports, members, src: str, dst: str
             protocol: str = "tcp", dst_port: int | None = None, src_port: int = 40000,
             icmp_type: int = 8, icmp_code: int = 0, state: str = "new") -> list[Step]:
     """The steps a packet from `src` to `dst` goes through, in order."""
-    src_port_obj, src_ip = _endpoint(ports, src, "from")
-    dst_port_obj, dst_ip = _endpoint(ports, dst, "to")
+    src_port_obj, src_ip = endpoint(ports, src, "from")
+    dst_port_obj, dst_ip = endpoint(ports, dst, "to")
     if src_port_obj is None and dst_port_obj is None:
         raise ValidationError("to", dst, "at least one end must be a port")
     # The family: that of the outside address, else of the receiving port's first IP.
@@ -57,9 +59,9 @@ def explain(groups: dict[str, SecurityGroup], ports, members, src: str, dst: str
         raise ValidationError("to", dst, "neither end has an IP address")
     version = ipaddress.ip_address(outside or first).version
     if src_port_obj is not None:
-        src_ip = _address_for(src_port_obj, version, "from")
+        src_ip = address_for(src_port_obj, version, "from")
     if dst_port_obj is not None:
-        dst_ip = _address_for(dst_port_obj, version, "to")
+        dst_ip = address_for(dst_port_obj, version, "to")
     if protocol not in PROTOCOLS:
         raise ValidationError("protocol", protocol, f"must be one of {', '.join(PROTOCOLS)}")
     proto = PROTOCOLS[protocol]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from sg_ofctl.explain import address_for, endpoint
 from sg_ofctl.model import HostView, Port, ValidationError
 from sg_ofctl.reference import Packet
 
@@ -48,23 +49,11 @@ class _End:
 
 
 def _end(view: HostView, others, value: str, field: str) -> _End:
-    for port in view.ports:
-        if value in (port.id, port.name):
-            return _End(port, True, None)
-    for port in others:
-        if value in (port.id, port.name):
-            return _End(port, False, None)
-    try:
-        return _End(None, False, str(ipaddress.ip_address(value)))
-    except ValueError:
-        raise ValidationError(field, value, "is neither a port nor an IP address") from None
-
-
-def _address(port: Port, version: int, field: str) -> str:
-    for ip in port.fixed_ips:
-        if ipaddress.ip_address(ip).version == version:
-            return ip
-    raise ValidationError(field, port.name or port.id, f"has no IPv{version} address")
+    local = next((p for p in view.ports if value in (p.id, p.name)), None)
+    if local is not None:
+        return _End(local, True, None)
+    port, ip = endpoint(others, value, field)
+    return _End(port, False, ip)
 
 
 def _check_number(field: str, value, low: int, high: int) -> None:
@@ -90,8 +79,8 @@ def build_probe(view: HostView, request: TraceRequest, others=()) -> Probe:
     if outside is None and first is None:
         raise ValidationError("to", r.dst, "neither end has an IP address")
     version = ipaddress.ip_address(outside or first).version
-    src_ip = src.ip or _address(src.port, version, "from")
-    dst_ip = dst.ip or _address(dst.port, version, "to")
+    src_ip = src.ip or address_for(src.port, version, "from")
+    dst_ip = dst.ip or address_for(dst.port, version, "to")
     if ipaddress.ip_address(src_ip).version != ipaddress.ip_address(dst_ip).version:
         raise ValidationError("to", r.dst, "is not of the sender's address family")
     proto = PROTOCOLS[r.protocol]
