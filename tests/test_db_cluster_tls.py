@@ -17,7 +17,8 @@ from ovsdb_fixtures import free_tcp_port, run_cli, short_tmpdir
 from sg_ofctl.agent import sgdb as sgdb_mod
 from sg_ofctl.ovsdb import server, tls
 from sg_ofctl.ovsdb.host_writes import HostWrites
-from tls_fixtures import Pki, as_client, raw_tcp_request
+from polling import eventually
+from tls_fixtures import Pki, as_client, pki, raw_tcp_request  # noqa: F401 (fixture)
 
 SIZE = 3
 
@@ -75,22 +76,7 @@ class TlsCluster:
 
 
 def wait_until(predicate, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:          # noqa: BLE001 - keep polling
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {what}")
-
-
-@pytest.fixture(scope="module")
-def pki():
-    p = Pki.create()
-    yield p
-    p.close()
+    eventually(predicate, timeout, 0.1, what, ignore=(Exception,))
 
 
 @pytest.fixture(scope="module")

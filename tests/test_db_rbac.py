@@ -18,7 +18,7 @@ from sg_ofctl.ovsdb import api as sg_api
 from sg_ofctl.ovsdb import bindings as ovsdb_bindings
 from sg_ofctl.ovsdb import host_writes as hw
 from sg_ofctl.ovsdb import tls
-from tls_fixtures import Pki, tls_database
+from tls_fixtures import pki, tls_database  # noqa: F401 (fixture)
 
 BASELINE = """
 groups:
@@ -30,13 +30,6 @@ ports:
   vm-a: {mac: "fa:16:3e:00:00:0a", ips: [10.0.0.10], groups: [web]}
   vm-b: {mac: "fa:16:3e:00:00:0b", ips: [10.0.0.11], groups: [web]}
 """
-
-
-@pytest.fixture(scope="module")
-def pki():
-    p = Pki.create()
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,8 @@ import pytest
 
 from ovsdb_fixtures import ok, run_cli
 from sg_ofctl.ovsdb import server
-from tls_fixtures import (Pki, as_client, raw_tcp_request, raw_tls_request, tls_database)
-
-
-@pytest.fixture(scope="module")
-def pki():
-    p = Pki.create()
-    yield p
-    p.close()
+from tls_fixtures import (Pki, as_client, pki, raw_tcp_request,  # noqa: F401 (fixture)
+                          raw_tls_request, tls_database)
 
 
 @pytest.fixture(scope="module")

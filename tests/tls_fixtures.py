@@ -16,6 +16,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from ovsdb_fixtures import free_tcp_port, ok, run_cli, short_tmpdir
 from sg_ofctl.ovsdb import server
 
@@ -144,3 +146,11 @@ def raw_tcp_request(port: int, timeout: float = 3.0) -> str:
             return s.recv(65536).decode(errors="replace")
     except OSError:
         return ""
+
+
+@pytest.fixture(scope="module")
+def pki():
+    """A cluster CA and a hypervisor CA for one test module."""
+    p = Pki.create()
+    yield p
+    p.close()
