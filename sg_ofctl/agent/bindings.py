@@ -55,7 +55,7 @@ def _declared(interface: str, tag_items: tuple, group_items: tuple):
 
 
 def plan_writes(local, sg, built, host: str) -> WritePlan:
-    """local: agent.local_ovs.LocalState; sg: agent.sgdb.SgState; built:
+    """local: agent.local_ovs.LocalState; sg: agent.sgreplica.SgState; built:
     agent.view.Built (the ports that have flows, by interface)."""
     create, update, bind, vlan_tags = {}, {}, [], {}
     group_items = tuple(sorted(sg.group_ids.items()))
@@ -64,6 +64,8 @@ def plan_writes(local, sg, built, host: str) -> WritePlan:
         name = iface.iface_id
         if name is None:
             continue
+        if name in sg.pending:
+            continue      # its row may exist: it is on its way
         rec = sg.ports.get(name)
         made_by_tags = rec is not None and bool(rec.external_ids.get(tags.CREATED_BY))
         decl = None

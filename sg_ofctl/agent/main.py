@@ -128,7 +128,7 @@ def run(config: AgentConfig) -> int:
     def db_changed():
         metrics.change_seen()      # convergence is measured from here
         kick()
-    sgdb = SgDatabase(config.db, db_changed, timeout=config.timeout)
+    sgdb = SgDatabase(config.db, db_changed, timeout=config.timeout, host=host)
     local = worker = observability = None
     status = 0
     try:

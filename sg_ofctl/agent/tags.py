@@ -42,7 +42,7 @@ class Declared:
         return f"{self.mac}|{','.join(self.ips)}|{','.join(self.groups)}"
 
 
-def _split(value: str) -> tuple[str, ...]:
+def split(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
 
 
@@ -63,7 +63,7 @@ def declared(interface: str, external_ids: dict, group_ids: dict) -> Declared | 
         raise TagError(interface, ATTACHED_MAC, mac_text, e.reason) from None
     ips_text = external_ids.get(IPS_KEY, "")
     ips = []
-    for ip in _split(ips_text):
+    for ip in split(ips_text):
         try:
             ips.append(model.parse_ip(IPS_KEY, ip))
         except model.ValidationError:
@@ -74,7 +74,7 @@ def declared(interface: str, external_ids: dict, group_ids: dict) -> Declared | 
         raise TagError(interface, IPS_KEY, ips_text, "a tag-declared port needs at least "
                        "one IP address")
     groups_text = external_ids.get(GROUPS_KEY, "")
-    groups = _split(groups_text)
+    groups = split(groups_text)
     for g in groups:
         if g not in group_ids:
             raise TagError(interface, GROUPS_KEY, groups_text,

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from sg_ofctl import model
 from sg_ofctl.agent import claims
 from sg_ofctl.agent.local_ovs import LocalState
-from sg_ofctl.agent.sgdb import SgState
+from sg_ofctl.agent.sgreplica import SgState
+
+WAITING = "waiting for its rows from the security-group database"
 
 
 @dataclass
@@ -26,6 +28,11 @@ class Built:
     ports_by_iface: dict = field(default_factory=dict)  # interface name -> model.Port
     uplinks: tuple = ()
     deferred: frozenset = frozenset()   # valid new ports left for the next round
+
+    @property
+    def quiet(self) -> frozenset:
+        """Interfaces closed for a moment only (no warning): deferred or waiting."""
+        return self.deferred | {n for n, why in self.problems.items() if why == WAITING}
 
 
 class ViewBuilder:
@@ -54,6 +61,9 @@ class ViewBuilder:
             if iface.name in problems:
                 continue
             rec = sg.ports.get(name)
+            if name in sg.pending or (rec is not None and rec.waiting):
+                problems[iface.name] = WAITING
+                continue
             if rec is None:
                 problems[iface.name] = f"no port named {name!r} in the security-group " \
                     "database (create it, or tag the interface with sg-ofctl-groups/-ips)"

@@ -179,7 +179,7 @@ class Worker(threading.Thread):
         conn = self._connection(local.datapath_id)
         audit_ready = conn is not None and not self.need_full and \
             self.audit.start_if_due(conn)
-        sg = self.sgdb.snapshot()
+        sg = self.sgdb.snapshot(local)
         read = time.monotonic()
         built = self.builder.build(local, sg, self._new_ports_this_round(conn, sg))
         if self.packet_log is not None:
@@ -354,7 +354,7 @@ class Worker(threading.Thread):
                            "tags", error)
         for iface, reason in problems.items():
             if iface not in writes.creating and iface not in writes.tag_errors and \
-                    iface not in built.deferred:
+                    iface not in built.quiet:
                 self._log_once(("problem", iface, reason), logging.WARNING,
                                "interface %s stays fail-closed: %s", iface, reason)
 

@@ -83,17 +83,23 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
     def watch(self, table: str, condition: list, timeout: float = 10.0) -> None:
         """Replicate the rows of `table` that match `condition` (an OVSDB monitor
         condition; its clauses are ORed) and wait until they are here."""
-        state = self.idl.tables[table].condition_state
+        self.watch_tables({table: condition}, timeout)
+
+    def watch_tables(self, conditions: dict, timeout: float = 10.0) -> None:
+        """watch() for several tables ({table: condition}) at once: one round trip."""
+        conditions = {t: c or [False] for t, c in conditions.items()}
         with self._connection.lock:
-            self.idl.cond_change(table, condition)
+            for table, condition in conditions.items():
+                self.idl.cond_change(table, condition)
         # An empty transaction wakes the connection thread, which sends the change.
         self.create_transaction(check_error=True).commit()
         deadline = time.monotonic() + timeout
 
         def pending():
             with self._connection.lock:
-                return state.new is not None or state.requested is not None \
-                    or state.acked != condition
+                return any(s.new is not None or s.requested is not None or s.acked != c
+                           for s, c in ((self.idl.tables[t].condition_state, c)
+                                        for t, c in conditions.items()))
         while pending():
             if time.monotonic() > deadline:
                 raise errors.DatabaseUnavailable(

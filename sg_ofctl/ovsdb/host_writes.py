@@ -69,6 +69,21 @@ class HostWrites:
             clauses.append(["allowed_address_pairs", "!=", ["set", []]])
         return clauses
 
+    def conditions(self) -> dict:
+        """{table: condition} for the writer connection: the Port rows of
+        condition(), the bindings of the ports written, the groups that specs
+        name, and Global only when rows are written (it is bumped then; held
+        otherwise, every write anywhere would wake every agent)."""
+        specs = self.create + self.update
+        refs = sorted({g for s in specs for g in s.groups})
+        names = sorted(self.names())
+        return {
+            convert.PORT: self.condition(),
+            bindings.BINDING: [["port", "==", n] for n in names] or [False],
+            convert.GROUP: [[c, "==", r] for r in refs for c in ("id", "name")] or [False],
+            convert.GLOBAL: [True] if specs or self.delete else [False],
+        }
+
 
 @dataclasses.dataclass
 class HostWritesResult:

@@ -121,9 +121,18 @@ def write_port(row, port: model.Port, group_rows, new: bool = False) -> None:
     for column, value in convert.port_columns(port).items():
         if new or getattr(row, column) != value:
             setattr(row, column, value)
-    if new or sorted(g.uuid for g in row.security_groups) != \
-            sorted(g.uuid for g in group_rows):
+    if new or _group_uuids(row) != sorted(g.uuid for g in group_rows):
         row.security_groups = list(group_rows)
+
+
+def _group_uuids(row) -> list:
+    """The uuids a Port row names, also those of groups this client does not
+    replicate (an agent's writer holds only the groups its writes name)."""
+    datum = getattr(row, "_data", {}).get("security_groups") \
+        if "security_groups" not in getattr(row, "_changes", {}) else None
+    if datum is None:
+        return sorted(g.uuid for g in row.security_groups)
+    return sorted(k.value for k in datum.values)
 
 
 # ---- the cross-port rules against the rows held --------------------------------------
