@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sg_ofctl import model
 from sg_ofctl.agent import sgconditions
 from sg_ofctl.agent.members import MemberIndex
+from sg_ofctl.agent.rowview import RowView
 from sg_ofctl.ovsdb import bindings as ovsdb_bindings
 from sg_ofctl.ovsdb import convert, logs as log_rows
 
@@ -213,7 +214,8 @@ class Replica:
                 if remote and _one(remote) not in self._group_ids:
                     raise model.ValidationError("remote_group", str(_one(remote)),
                                                 f"rule {rule.id}: its group has not arrived")
-            group = convert.group_from_rows(row, sorted(rule_rows, key=lambda r: r.id))
+            group = convert.group_from_rows(
+                RowView(row, t), [RowView(r, t) for r in sorted(rule_rows, key=lambda r: r.id)])
             old = self._groups.get(uuid)
             self._groups[uuid] = old if old == group else group
             self._group_errors.pop(uuid, None)
@@ -233,7 +235,7 @@ class Replica:
         refs = raw_uuids(row, "security_groups")
         waiting = any(g not in self._group_ids for g in refs)
         try:
-            port, error = convert.port_from_row(row), None
+            port, error = convert.port_from_row(RowView(row, t)), None
             if old is not None and old.port == port:
                 port = old.port
             # Members of the groups it names that are here (a member row of a
@@ -244,7 +246,7 @@ class Replica:
             port, error = None, f"port {row.name}: {e}"
             touched = self._index.set_port(uuid, (), ())
         record = PortRecord(uuid, row.name, None if waiting else port, error,
-                            dict(row.external_ids), waiting)
+                            dict(RowView(row, t).external_ids), waiting)
         self._records[uuid] = record
         self._by_name[row.name] = record
         return touched
