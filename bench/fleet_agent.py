@@ -240,10 +240,9 @@ class Host:
         started = time.monotonic()
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.tb.ns, sys.executable, "-m", "sg_ofctl.cli",
-             "--db", db, "agent", "--bridge", self.tb.bridge, "--ovs-db", self.tb.db,
+             "--db", db, "--timeout", "120", "agent", "--bridge", self.tb.bridge, "--ovs-db", self.tb.db,
              "--listen", "127.0.0.1:6653", "--host", HOST, "--run-dir", str(self.tb.dir),
-             "--switch-pki-dir", str(self.tb.dir / "pki"), "--audit-interval", "0",
-             "--timeout", "120"],
+             "--switch-pki-dir", str(self.tb.dir / "pki"), "--audit-interval", "0"],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(tree),
             env={**self.tb.env, "PYTHONPATH": str(tree)})
         log.close()
