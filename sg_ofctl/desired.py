@@ -110,6 +110,7 @@ def from_data(data, source: str = "<input>") -> Desired:
                 allowed_address_pairs=pairs,
                 port_security_enabled=body.get("port_security", True),
                 security_groups=tuple(_listish("groups", body.get("groups"))),
+                explicit_groups=body.get("groups") == [],   # `groups: []`: none, not default
                 network=body.get("network", 0))
         except model.ValidationError as e:
             where.fail(body, path, e)
@@ -169,7 +170,7 @@ def to_data(state: Desired) -> dict:
         entry = state.ports[name]
         port = entry.port
         body = {"mac": port.mac, "ips": list(port.fixed_ips)}
-        if port.security_groups:
+        if port.security_groups or port.explicit_groups:
             body["groups"] = list(port.security_groups)
         if port.network:
             body["network"] = port.network
