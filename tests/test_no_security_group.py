@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ovsdb_fixtures import ok, run_cli, sgdb  # noqa: F401  (fixture)
-from sg_ofctl import desired, model
+from sg_ofctl import desired, errors, model
 
 MAC = "fa:16:3e:00:07:01"
 
@@ -87,3 +87,12 @@ def test_apply_and_export_keep_none_apart_from_default(sgdb):
     assert "no_security_groups True -> False" in out, out
     assert json.loads(ok("port", "show", "a", "-f", "json", db=db))["no_security_groups"] \
         is False
+
+
+def test_neutrons_word_security_groups_is_accepted_but_not_with_groups():
+    state = desired.load(f"ports:\n  a: {{mac: '{MAC}', security_groups: []}}\n"
+                         f"  b: {{mac: 'fa:16:3e:00:07:02', security_groups: [default]}}\n")
+    assert state.ports["a"].port.effective_groups == ()
+    assert state.ports["b"].port.security_groups == (model.DEFAULT_GROUP,)
+    with pytest.raises(errors.UserError, match="security_groups.*either groups"):
+        desired.load(f"ports:\n  a: {{mac: '{MAC}', groups: [], security_groups: []}}\n")
