@@ -9,7 +9,8 @@ An agent asks only for (docs/AGENT.md, "What the agent monitors"):
   interfaces' tags name (`sg-ofctl-groups`, for the rows the agent creates);
 - the groups that those rules name as remote groups, and every Port row that
   is a member of one of them (`security_groups includes G`; the members of
-  `default` are also the ports without groups: `security_groups == []`);
+  `default` are also the ports without groups: `security_groups == []`, a
+  superset: it also brings ports with no group at all, members of nothing);
 - Port_Binding rows of its host and of its local ports;
 - packet logs of its local groups and ports;
 - nothing of Global (every write bumps it: it would wake every agent).
@@ -36,7 +37,7 @@ class HeldPort:
 
     uuid: object
     groups: frozenset          # uuids of the groups its row names (raw, held or not)
-    uses_default: bool = False  # no groups, port security on: the `default` group's port
+    uses_default: bool = False  # no groups (not "none at all"), port security on: `default`
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,8 @@ class Replica:
             refs = raw_uuids(row, "security_groups")
             self._name_of[uuid] = row.name
             self._held_ports[row.name] = sgconditions.HeldPort(
-                uuid, refs, not refs and row.port_security_enabled)
+                uuid, refs, not refs and row.port_security_enabled
+                and not getattr(row, "no_security_groups", False))
             for gid in refs:
                 self._ports_of_group.setdefault(gid, set()).add(uuid)
 
