@@ -22,7 +22,9 @@ host over a second, long-lived connection that replicates only the rows they
 touch (ovsdb/host_writes.py)."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 
@@ -132,6 +134,7 @@ class SgDatabase:
         self.remotes, self.timeout, self.host = remotes, timeout, host
         self._wanted = sgconditions.initial(host) if host is not None else \
             {sgconditions.GLOBAL: sgconditions.NOTHING}
+        self._target = self._wanted      # what the rows held require
         # Reads only (relays are never leaders); the agent never initialises the
         # database: it replicates only some columns, and its role may not write groups.
         self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl, columns=READ_COLUMNS,
@@ -188,9 +191,10 @@ class SgDatabase:
             if keys != self._keys or dirty.all or dirty.ports or dirty.rules or \
                     dirty.groups or dirty.bindings:
                 tag_groups = frozenset(g for _, text in keys for g in tags.split(text))
-                self._request(sgconditions.conditions(
-                    self.replica.held(self.host, names, tag_groups)))
+                self._target = sgconditions.conditions(
+                    self.replica.held(self.host, names, tag_groups))
                 self._keys = keys
+            self._request()
             if not self._acked():
                 return self.replica.last(frozenset(n for n, _ in keys - self._covered)), \
                     False
@@ -198,21 +202,28 @@ class SgDatabase:
         self._logs_dirty, self._covered, self._published = False, keys, True
         return state, True
 
-    def _request(self, wanted: dict) -> None:
-        """Ask for `wanted` (under the connection lock); the IDL thread sends it."""
-        if wanted == self._wanted:
+    def _request(self) -> None:
+        """Ask for the target conditions (under the connection lock; the IDL
+        thread sends them), unless a change is still in flight: python-ovs
+        would spin until its reply (its wait() wakes at once while a change
+        waits), and the reply wakes this worker anyway."""
+        target, idl = self._target, self.api.idl
+        if target == self._wanted or \
+                any(t.condition_state.requested is not None for t in idl.tables.values()):
             return
-        idl = self.api.idl
-        for table, condition in wanted.items():
+        for table, condition in target.items():
             if condition != self._wanted.get(table):
                 idl.cond_change(table, condition)
-        self._wanted = wanted
-        self.api.ovsdb_connection.txns.alert_notify()    # wake the IDL thread
+        self._wanted = target
+        # Wake the IDL thread with an empty transaction (it consumes the wake-up;
+        # a bare alert would stay pending and make it spin).  Full: one is queued.
+        with contextlib.suppress(queue.Full):
+            self.api.ovsdb_connection.txns.put_nowait(self.api.create_transaction())
 
     def _acked(self) -> bool:
         """The server acknowledged exactly the wanted conditions, and sent their rows."""
         idl = self.api.idl
-        if idl.state != idl.IDL_S_MONITORING:
+        if idl.state != idl.IDL_S_MONITORING or self._target != self._wanted:
             return False
         for table, condition in self._wanted.items():
             cs = idl.tables[table].condition_state
