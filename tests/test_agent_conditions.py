@@ -34,7 +34,8 @@ def test_a_port_brings_its_groups_their_rules_and_remote_members_only():
     assert ["_uuid", "==", ["uuid", str(DB)]] in c[sc.GROUP]
     assert ["name", "==", "default"] in c[sc.GROUP]
     assert ["_uuid", "==", ["uuid", str(ADMIN)]] not in c[sc.GROUP]   # DB's rule: not ours
-    assert c[sc.PORT] == [["name", "==", "p1"], _includes(DB)]
+    assert c[sc.PORT] == [["name", "==", "p1"]]          # `==` only: hashed by the server
+    assert c[sc.MEMBERS] == [_includes(DB)]
     assert c[sc.BINDING] == [["host", "==", "hv1"], ["port", "==", "p1"]]
     assert c[sc.LOG] == [["security_group", "==", ["uuid", str(WEB)]],
                          ["port", "==", ["uuid", "u-p1"]]]
@@ -43,8 +44,8 @@ def test_a_port_brings_its_groups_their_rules_and_remote_members_only():
 def test_a_port_without_groups_uses_default_and_its_members_are_the_portless():
     c = sc.conditions(_held(local=("p3",)))
     assert c[sc.RULE] == [["security_group", "==", ["uuid", str(DEFAULT)]]]
-    assert _includes(DEFAULT) in c[sc.PORT]
-    assert ["security_groups", "==", ["set", []]] in c[sc.PORT]
+    assert _includes(DEFAULT) in c[sc.MEMBERS]
+    assert ["security_groups", "==", ["set", []]] in c[sc.MEMBERS]
 
 
 def test_bound_ports_are_fetched_by_name_and_nothing_else_follows():
@@ -65,6 +66,7 @@ def test_conditions_are_canonical_and_initial_is_narrow():
     assert a == b
     first = sc.initial("hv1")
     assert first[sc.PORT] == [False] and first[sc.RULE] == [False]
+    assert first[sc.MEMBERS] == [False]
     assert first[sc.GROUP] == [["name", "==", "default"]]
     assert first[sc.BINDING] == [["host", "==", "hv1"]]
 

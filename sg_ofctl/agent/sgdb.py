@@ -56,6 +56,7 @@ def _local_keys(local) -> frozenset:
 
 class _Idl(ConnectionWatch, sg_api.SgIdl):
     tracker = None
+    members = False      # the connection of the member rows (sgconditions.MEMBERS)
 
     def connection_changed(self) -> None:
         if self.tracker is not None:
@@ -71,7 +72,8 @@ class _Idl(ConnectionWatch, sg_api.SgIdl):
     def notify(self, event, row, updates=None):
         try:
             if self.tracker is not None:
-                self.tracker.changed(row._table.name, row.uuid)
+                self.tracker.changed(sgconditions.MEMBERS if self.members
+                                     else row._table.name, row.uuid)
         except Exception:  # never let the IDL thread die
             LOG.exception("SG database change notification")
 
@@ -92,6 +94,8 @@ class _Tracker:
                 d.logs = True
             elif table == PORT:
                 d.ports.add(uuid)
+            elif table == sgconditions.MEMBERS:
+                d.members.add(uuid)
             elif table == GROUP:
                 d.groups.add(uuid)
             elif table == RULE:
@@ -131,15 +135,28 @@ class SgDatabase:
 
         class Idl(_Idl):
             tracker = self.tracker
+
+        class MemberIdl(Idl):
+            members = True
         self.remotes, self.timeout, self.host = remotes, timeout, host
         self._wanted = sgconditions.initial(host) if host is not None else \
             {sgconditions.GLOBAL: sgconditions.NOTHING}
         self._target = self._wanted      # what the rows held require
+        main = {k: v for k, v in self._wanted.items() if k != sgconditions.MEMBERS}
         # Reads only (relays are never leaders); the agent never initialises the
         # database: it replicates only some columns, and its role may not write groups.
         self.api = sg_api.connect(remotes, timeout=timeout, idl_class=Idl, columns=READ_COLUMNS,
-                                  leader_only=False, initialize=False,
-                                  conditions=self._wanted)
+                                  leader_only=False, initialize=False, conditions=main)
+        self.member_api = None
+        # (condition key -> IDL table) of each connection
+        self._links = [(self.api, {k: k for k in main})]
+        if host is not None:
+            self.member_api = sg_api.connect(
+                remotes, tables=(), timeout=timeout, idl_class=MemberIdl,
+                columns=READ_COLUMNS, leader_only=False, initialize=False,
+                conditions={**{t: sgconditions.NOTHING for t in sg_api.ALL_TABLES},
+                            PORT: self._wanted[sgconditions.MEMBERS]})
+            self._links.append((self.member_api, {sgconditions.MEMBERS: PORT}))
         self.replica = Replica()
         self._keys: frozenset | None = None      # _local_keys() of the last conditions
         self._covered: frozenset = frozenset()   # ... of the last published state
@@ -154,6 +171,8 @@ class SgDatabase:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        if self.member_api is not None:
+            self.member_api.close()
         self.api.close()
 
     def connected(self) -> bool:
@@ -172,7 +191,8 @@ class SgDatabase:
         deadline = time.monotonic() + self.timeout
         while True:
             self.tracker.progress.clear()
-            state, complete = self.api.read(lambda t: self._step(t, keys))
+            state, complete = self.api.read(lambda t: self._read_members(
+                lambda members: self._step(t, members, keys)))
             if complete or self._published:
                 return state
             left = deadline - time.monotonic()
@@ -182,10 +202,15 @@ class SgDatabase:
                     f"{self.timeout:g} s")
             self.tracker.progress.wait(min(left, 0.5))
 
-    def _step(self, t, keys: frozenset):
+    def _read_members(self, function):
+        """function(the member connection's tables, or None) under its lock."""
+        return self.member_api.read(function) if self.member_api is not None else \
+            function(None)
+
+    def _step(self, t, members, keys: frozenset):
         dirty = self.tracker.take()
         self._logs_dirty |= dirty.logs or dirty.all
-        self.replica.absorb(t, dirty)
+        self.replica.absorb(t, dirty, members)
         names = frozenset(name for name, _ in keys)
         if self.host is not None:
             if keys != self._keys or dirty.all or dirty.ports or dirty.rules or \
@@ -203,32 +228,38 @@ class SgDatabase:
         return state, True
 
     def _request(self) -> None:
-        """Ask for the target conditions (under the connection lock; the IDL
-        thread sends them), unless a change is still in flight: python-ovs
-        would spin until its reply (its wait() wakes at once while a change
-        waits), and the reply wakes this worker anyway."""
-        target, idl = self._target, self.api.idl
-        if target == self._wanted or \
-                any(t.condition_state.requested is not None for t in idl.tables.values()):
-            return
-        for table, condition in target.items():
-            if condition != self._wanted.get(table):
-                idl.cond_change(table, condition)
-        self._wanted = target
-        # Wake the IDL thread with an empty transaction (it consumes the wake-up;
-        # a bare alert would stay pending and make it spin).  Full: one is queued.
-        with contextlib.suppress(queue.Full):
-            self.api.ovsdb_connection.txns.put_nowait(self.api.create_transaction())
+        """Ask each connection for its part of the target conditions (under the
+        connection locks; the IDL threads send them), unless a change is still
+        in flight there: python-ovs would spin until its reply (its wait()
+        wakes at once while a change waits), and the reply wakes this worker."""
+        target = self._target
+        for api, keys in self._links:
+            idl = api.idl
+            if all(target[k] == self._wanted.get(k) for k in keys) or \
+                    any(t.condition_state.requested is not None for t in idl.tables.values()):
+                continue
+            for key, table in keys.items():
+                if target[key] != self._wanted.get(key):
+                    idl.cond_change(table, target[key])
+                    self._wanted = {**self._wanted, key: target[key]}
+            # Wake the IDL thread with an empty transaction (it consumes the
+            # wake-up; a bare alert would stay pending and make it spin).
+            with contextlib.suppress(queue.Full):
+                api.ovsdb_connection.txns.put_nowait(api.create_transaction())
 
     def _acked(self) -> bool:
-        """The server acknowledged exactly the wanted conditions, and sent their rows."""
-        idl = self.api.idl
-        if idl.state != idl.IDL_S_MONITORING or self._target != self._wanted:
+        """Each server acknowledged exactly the target conditions, and sent their rows."""
+        if self._target != self._wanted:
             return False
-        for table, condition in self._wanted.items():
-            cs = idl.tables[table].condition_state
-            if cs.new is not None or cs.requested is not None or cs.acked != condition:
+        for api, keys in self._links:
+            idl = api.idl
+            if idl.state != idl.IDL_S_MONITORING:
                 return False
+            for key, table in keys.items():
+                cs = idl.tables[table].condition_state
+                if cs.new is not None or cs.requested is not None or \
+                        cs.acked != self._wanted[key]:
+                    return False
         return True
 
     # -- writes (the writer thread) -------------------------------------------------------

@@ -55,6 +55,7 @@ class Dirty:
     groups: set = field(default_factory=set)
     rules: set = field(default_factory=set)
     ports: set = field(default_factory=set)
+    members: set = field(default_factory=set)     # rows of the member connection
     bindings: bool = True
     logs: bool = True
 
@@ -83,6 +84,10 @@ class Replica:
         self._group_ids: dict = {}      # group uuid -> id (held groups)
         self._todo_groups: set = set()
         self._todo_ports: set = set()
+        self._mt = None                 # the member connection's tables (None: none)
+        self._member_refs: dict = {}    # member row uuid -> its raw group uuids
+        self._members_of_group: dict = {}  # group uuid -> {member row uuids naming it}
+        self._todo_members: set = set()
         self._groups: dict = {}         # group uuid -> model.SecurityGroup
         self._group_errors: dict = {}
         self._records: dict = {}        # port uuid -> PortRecord
@@ -95,7 +100,13 @@ class Replica:
         self.errors: dict = {}
 
     # -- what changed: references only ----------------------------------------------------
-    def absorb(self, t, dirty: Dirty) -> None:
+    def absorb(self, t, dirty: Dirty, mt=None) -> None:
+        """`mt`: the tables of the member connection (sgconditions.MEMBERS), whose
+        Port rows are the members of remote groups; None: membership comes from
+        the Port rows of `t` (a replica of every row)."""
+        self._mt = mt
+        if mt is not None:
+            self._absorb_members(mt, dirty)
         if dirty.bindings or dirty.all:
             self._bound = ovsdb_bindings.hosts_by_port(t)
         groups, rules, ports = dirty.groups, dirty.rules, dirty.ports
@@ -115,6 +126,7 @@ class Replica:
                 self._group_ids[uuid] = row.id
             if present_before != (row is not None):   # ports naming it convert anew
                 self._todo_ports |= self._ports_of_group.get(uuid, set())
+                self._todo_members |= self._members_of_group.get(uuid, set())
             self._todo_groups.add(uuid)
         for uuid in rules:
             old = self._rules.pop(uuid, None)
@@ -147,6 +159,22 @@ class Replica:
             for gid in refs:
                 self._ports_of_group.setdefault(gid, set()).add(uuid)
 
+    def _absorb_members(self, mt, dirty: Dirty) -> None:
+        rows = mt[PORT].rows
+        changed = dirty.members | (set(self._member_refs) ^ set(rows))
+        if dirty.all:
+            changed |= set(rows)
+        for uuid in changed:
+            for gid in self._member_refs.pop(uuid, ()):
+                self._members_of_group.get(gid, set()).discard(uuid)
+            row = rows.get(uuid)
+            self._todo_members.add(uuid)
+            if row is not None:
+                refs = raw_uuids(row, "security_groups")
+                self._member_refs[uuid] = refs
+                for gid in refs:
+                    self._members_of_group.setdefault(gid, set()).add(uuid)
+
     def held(self, host: str, local_names: frozenset,
              tag_groups: frozenset = frozenset()) -> sgconditions.Held:
         bound = frozenset(n for n, hosts in self._bound.items() if host in hosts)
@@ -163,7 +191,9 @@ class Replica:
             self._convert_group(t, uuid)
         for uuid in self._todo_ports:
             touched |= self._convert_port(t, uuid)
-        self._todo_groups, self._todo_ports = set(), set()
+        for uuid in self._todo_members:
+            touched |= self._convert_member(uuid)
+        self._todo_groups, self._todo_ports, self._todo_members = set(), set(), set()
         state = self._state
         if not groups_changed and state is not None:
             groups, group_ids = state.groups, state.group_ids
@@ -185,7 +215,7 @@ class Replica:
             {n: self._by_name[n] for n in local_names if n in self._by_name}
         self.errors = {f"group:{u}": e for u, e in self._group_errors.items()}
         self.errors.update({f"port:{r.name}": r.error for r in local.values() if r.error})
-        if state is not None and not groups_changed and not ports_changed and \
+        if state is not None and not groups_changed and not ports_changed and not touched and \
                 state.bound is self._bound and state.logs is self._logs:
             self._state = dataclasses.replace(state, pending=frozenset()) \
                 if state.pending else state
@@ -242,7 +272,8 @@ class Replica:
             # Members of the groups it names that are here (a member row of a
             # remote group may name groups this agent does not hold).
             groups = port.security_groups if waiting else port.effective_groups
-            touched = self._index.set_port(uuid, groups, port.addresses())
+            touched = self._index.set_port(uuid, groups, port.addresses()) \
+                if self._mt is None else set()
         except model.ValidationError as e:
             port, error = None, f"port {row.name}: {e}"
             touched = self._index.set_port(uuid, (), ())
@@ -251,6 +282,27 @@ class Replica:
         self._records[uuid] = record
         self._by_name[row.name] = record
         return touched
+
+
+    def _convert_member(self, uuid) -> set:
+        """A row of the member connection: the held groups it names (ids),
+        `default` for a port without any, and its addresses."""
+        key = ("member", uuid)
+        row = self._mt[PORT].rows.get(uuid) if self._mt is not None else None
+        if row is None:
+            return self._index.set_port(key, (), ())
+        view = RowView(row, self._mt)
+        refs = self._member_refs.get(uuid, frozenset())
+        groups = [self._group_ids[g] for g in refs if g in self._group_ids]
+        if not view.port_security_enabled:
+            groups = []
+        elif not refs and not getattr(view, "no_security_groups", False):
+            groups = [model.DEFAULT_GROUP]
+        try:
+            port = convert.port_from_row(view)   # its groups: not held there (none)
+        except model.ValidationError:
+            return self._index.set_port(key, (), ())
+        return self._index.set_port(key, sorted(groups), port.addresses())
 
 
 def _read_logs(t) -> tuple:
