@@ -240,7 +240,8 @@ class Host:
         started = time.monotonic()
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.tb.ns, sys.executable, "-m", "sg_ofctl.cli",
-             "--db", db, "--timeout", "120", "agent", "--bridge", self.tb.bridge, "--ovs-db", self.tb.db,
+             "--db", db, "--timeout", "120", "agent", "--bridge", self.tb.bridge,
+             "--ovs-db", self.tb.db,
              "--listen", "127.0.0.1:6653", "--host", HOST, "--run-dir", str(self.tb.dir),
              "--switch-pki-dir", str(self.tb.dir / "pki"), "--audit-interval", "0"],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(tree),
@@ -355,6 +356,10 @@ def measure(host: Host, db_ports: int, tree: Path, label: str, changes: int = 10
                 "unrelated_change_cpu_ms": round(unrelated_ms, 3),
                 "local_rule_change_ms": round(statistics.median(latencies), 1),
                 "agent": label, "fill_seconds": round(fill_seconds, 1)}
+    except Exception:
+        if member.log.exists():      # why the server went away, if it did
+            print("".join(member.log.read_text().splitlines(True)[-15:]), file=sys.stderr)
+        raise
     finally:
         host.stop_agent()
         server.stop(member)

@@ -133,6 +133,7 @@ def run(config: AgentConfig) -> int:
     status = 0
     try:
         local = LocalOvs(config.ovs_db, config.bridge, kick, timeout=config.timeout)
+        sgdb.prefetch(local.snapshot())    # this host's rows, while the rest starts
         guard = ChannelGuard(local.channel_secret(new_secret), security)
         app = start_os_ken(listen_host, listen_port, config.first_table, listener, guard)
         worker = Worker(app=app, local=local, sgdb=sgdb, host=host, bridge=config.bridge,

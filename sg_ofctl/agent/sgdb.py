@@ -202,6 +202,17 @@ class SgDatabase:
                     f"{self.timeout:g} s")
             self.tracker.progress.wait(min(left, 0.5))
 
+    def prefetch(self, local) -> None:
+        """Start the fixpoint for `local` now, in a thread of its own, while the
+        agent starts up (os-ken, the switch's connection): its first round
+        then finds the rows here."""
+        def run():
+            try:
+                self.snapshot(local)
+            except Exception as e:     # the worker's first round tells it again
+                LOG.info("prefetching the rows of this host: %s", e)
+        threading.Thread(target=run, name="sg-ofctl-sgdb-prefetch", daemon=True).start()
+
     def _read_members(self, function):
         """function(the member connection's tables, or None) under its lock."""
         return self.member_api.read(function) if self.member_api is not None else \
