@@ -84,3 +84,27 @@ def test_member_index_counts_shared_addresses_and_reports_touched_groups():
     assert index.members("g2") == {"10.0.0.1"}
     assert index.set_port("b", (), ()) == {"g1"}
     assert index.members("g1") == frozenset() and index.members("nope") == frozenset()
+
+
+def test_a_pending_port_waits_fail_closed_and_no_row_is_made_from_its_tags():
+    """While its rows are on their way a local port is closed with the reason
+    'waiting' (no error), and its tags create no row (the row may exist)."""
+    import dataclasses
+
+    from sg_ofctl.agent import view as view_mod
+    from sg_ofctl.agent.bindings import plan_writes
+    from sg_ofctl.agent.local_ovs import LocalInterface, LocalState
+    from sg_ofctl.agent.sgreplica import SgState
+    tags = {"iface-id": "vm-1", "attached-mac": "fa:16:3e:00:00:01",
+            "sg-ofctl-ips": "10.0.0.1"}
+    local = LocalState(True, 1, (LocalInterface("tap1", "tap1", 1, tags),),
+                       frozenset({"vm-1"}))
+    state = SgState({}, {"default": "default"}, {}, {})
+    waiting = dataclasses.replace(state, pending=frozenset({"vm-1"}))
+    built = view_mod.ViewBuilder().build(local, waiting)
+    assert built.problems == {"tap1": view_mod.WAITING} and built.quiet == {"tap1"}
+    assert not plan_writes(local, waiting, built, "hv1").db.create
+    # Once the state covers it and it has no row, its tags make one.
+    built = view_mod.ViewBuilder().build(local, state)
+    assert "no port named" in built.problems["tap1"]
+    assert [s.name for s in plan_writes(local, state, built, "hv1").db.create] == ["vm-1"]
