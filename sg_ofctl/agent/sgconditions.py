@@ -23,6 +23,7 @@ fixpoint), and publishes a view only once the server acknowledged them.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -82,10 +83,15 @@ def needs(held: Held) -> Needs:
     return Needs(frozenset(local_groups), frozenset(remotes), frozenset(local_ports))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _text(uuid) -> str:
+    return str(uuid)     # uuid.UUID.__str__ is slow, and the same uuids come back
+
+
 def _uuids(column: str, function: str, uuids: Iterable) -> list:
     if function == "includes":
-        return [[column, "includes", ["set", [["uuid", str(u)]]]] for u in sorted(map(str, uuids))]
-    return [[column, "==", ["uuid", u]] for u in sorted(map(str, uuids))]
+        return [[column, "includes", ["set", [["uuid", u]]]] for u in sorted(map(_text, uuids))]
+    return [[column, "==", ["uuid", u]] for u in sorted(map(_text, uuids))]
 
 
 def _names(column: str, names: Iterable[str]) -> list:
