@@ -189,7 +189,12 @@ def test_bad_tags_keep_a_new_port_fail_closed_until_fixed(net):
         "iface-id": "pf", "attached-mac": MAC["f"], "sg-ofctl-ips": IP["f"],
         "sg-ofctl-groups": "default,no-such-group"})
     eventually(lambda: net.port_state("vm-f") == "fail-closed", 5, what="f fail-closed")
-    reason = next(p["reason"] for p in net.status()["ports"] if p["interface"] == "vm-f")
+
+    def reason():   # first "waiting for its rows" (the tags' groups are fetched), then:
+        text = next(p["reason"] for p in net.status()["ports"] if p["interface"] == "vm-f")
+        return text if "sg-ofctl-groups" in text else None
+    reason = eventually(reason, 5, what="the tag error as f's reason")
+    assert net.port_state("vm-f") == "fail-closed"
     assert "vm-f" in reason and "sg-ofctl-groups" in reason and "no-such-group" in reason
     assert "sg-ofctl-groups" in tb.log_tail("agent.log", 50)
     # NORMAL must not deliver to it either: not even a broadcast ARP from a.
