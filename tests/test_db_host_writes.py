@@ -89,6 +89,7 @@ def test_a_row_made_meanwhile_is_skipped_and_a_bad_item_does_not_stop_the_others
     # Another agent made vm-1 since our snapshot: "a port with this name exists" is benign.
     ok("port", "create", "vm-1", "--mac", "fa:16:3e:00:09:01", "--ip", "10.0.9.1",
        db=db.remote)
+    wait_for(reader, lambda p: "vm-1" in p)       # and so its bump of the revision
     before = revision(reader)
     result = agent.write(HostWrites("hv1", create=(
         spec(1),
