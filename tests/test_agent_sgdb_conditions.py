@@ -156,6 +156,22 @@ def test_a_member_on_another_host_reaches_this_agent(env):
                "the member removed")
 
 
+def test_a_port_without_groups_gets_default_and_its_members_anywhere(env):
+    """default's members are the ports without groups (and those naming it),
+    on any host; ports with "no security group at all" are members of nothing."""
+    admin, agent = env
+    _port(admin, "bare-local", 7)
+    _port(admin, "bare-far", 8, host="hv5")
+    _port(admin, "named-default", 9, ["default"], host="hv6")
+    admin.run(admin.port_create({"name": "none-at-all", "mac": "fa:16:3e:00:00:0a",
+                                 "ips": ["10.0.0.10"], "no_security_groups": True}))
+    state = agent.converge({"p1", "bare-local"})
+    assert state.ports["bare-local"].port.effective_groups == ("default",)
+    assert any(r.remote_group_id == "default" for r in state.groups["default"].rules)
+    assert state.members["default"] == {"10.0.0.7", "10.0.0.8", "10.0.0.9"}
+    assert "none-at-all" in {r.name for r in agent.member_rows()}   # fetched, not counted
+
+
 def test_a_deny_rule_is_never_published_without_its_remote_members(env):
     """Watch every state the agent publishes while a deny rule naming a group
     it does not hold yet arrives: none holds the rule without all members."""

@@ -176,8 +176,9 @@ class SgDatabase:
         self.api.close()
 
     def connected(self) -> bool:
+        """Both connections (the member rows' one too) are up."""
         try:
-            return bool(self.api.idl._session.is_connected())
+            return all(api.idl._session.is_connected() for api, _ in self._links)
         except Exception:
             return False
 
