@@ -102,6 +102,18 @@ def bulk_rules(remote: str, group: str, count: int) -> None:
                     txn.add(handle.rule_create(group, {"protocol": "tcp", "dst_port": port}))
 
 
+def on_member(cluster, index: int):
+    """An agent-like client (any member will do) that happens to be on member
+    `index` (clients shuffle the remotes: retry until it is)."""
+    for _ in range(30):
+        client = api.connect(cluster.remotes, initialize=False, leader_only=False,
+                             timeout=30)
+        if client.idl._session.get_name() == cluster.remote_of(index):
+            return client
+        client.close()
+    raise AssertionError(f"no client landed on member {index}")
+
+
 def test_a_relay_serves_reads_and_forwards_writes(cluster, relay):
     status = json.loads(ok("--state-dir", str(relay.dir), "db", "status", "-f", "json"))
     assert status["state"] == "running" and status["model"] == "relay"
@@ -156,8 +168,7 @@ def test_a_client_on_a_relay_keeps_its_replica_through_a_leader_kill(cluster, re
     make_leader(cluster, relay.upstream())      # the hard case: the relay's source dies
     traffic.install()
     client = api.connect(relay.remote, initialize=False, leader_only=False, timeout=30)
-    member_client = api.connect(cluster.remotes, initialize=False, leader_only=False,
-                                timeout=30)      # on the leader itself (its first remote)
+    member_client = on_member(cluster, cluster.leader())       # the member to be killed
     try:
         first = client.received_bytes()
         assert client.idl.full_downloads == 1 and first > 100_000, first

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -252,9 +253,13 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
                 helper.register_table(table)
     else:
         helper.register_all()
-    idl = (idl_class or SgIdl)(",".join(remote_list), helper,
-                               leader_only=len(remote_list) > 1 if leader_only is None
-                               else leader_only)
+    if leader_only is None:
+        leader_only = len(remote_list) > 1
+    if not leader_only:
+        # Any member or relay will do: spread the clients over them (python-ovs
+        # tries the remotes in order; ovsdb-server's own clients shuffle them too).
+        random.shuffle(remote_list)
+    idl = (idl_class or SgIdl)(",".join(remote_list), helper, leader_only=leader_only)
     set_reconnect_backoff(idl)
     conditions = dict(conditions or {})
     wanted = (set(tables) | {convert.GLOBAL, convert.GROUP}) - set(conditions)
