@@ -55,7 +55,7 @@ class Fleet:
     """Three members and `relays` relays, each in its own directory, stopped by pid."""
 
     def __init__(self, relays: int):
-        self.base = Path(tempfile.mkdtemp(prefix="sgf", dir="/tmp"))
+        self.base = Path(tempfile.mkdtemp(prefix="sgfleet8b", dir="/tmp"))
         self.members = [server.Member(self.base / f"m{i}") for i in range(3)]
         self.relays = [server.Member(self.base / f"r{i}") for i in range(relays)]
         self.ports = [free_port() for _ in range(3)]
@@ -205,6 +205,7 @@ class Hosts:
                 child, {n: remotes[names.index(n) % len(remotes)] for n in mine},
                 {n: layout["ports"][n] for n in mine}, {n: layout["groups"][n] for n in mine}))
             proc.start()
+            child.close()                 # a dead child then reads as EOFError here
             self.pipes.append(parent)
             self.procs.append(proc)
         for pipe in self.pipes:
