@@ -24,6 +24,7 @@ that downloaded their whole view again (python-ovs emptied its replica).
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import multiprocessing
@@ -33,14 +34,18 @@ import shutil
 import signal
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import fleet_hosts
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [p for p in (str(HERE.parent), str(HERE)) if p not in sys.path]
 
-from sg_ofctl import model
-from sg_ofctl.ovsdb import api, convert, server
+import fleet_hosts  # noqa: E402
+
+from sg_ofctl import model  # noqa: E402
+from sg_ofctl.ovsdb import api, convert, server  # noqa: E402
 
 ELECTED = re.compile(r"^(\S+)\|\d+\|raft\|INFO\|term (\d+): elected leader")
 
@@ -236,6 +241,38 @@ class Hosts:
                 proc.join(10)
                 if proc.is_alive():
                     proc.kill()
+
+
+def _numbers(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers, comma-separated") \
+            from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers >= 0")
+    return values
+
+
+def add_arguments(parser) -> None:
+    """bench/fleet.py's options for the fanout and failover rows."""
+    group = parser.add_argument_group("fanout and failover")
+    group.add_argument("--hosts", type=_numbers, default=[100, 500, 1000],
+                       help="simulated hosts per configuration (default 100,500,1000)")
+    group.add_argument("--relays", type=_numbers, default=[0, 1, 2],
+                       help="relays in front of the cluster (default 0,1,2)")
+    group.add_argument("--commits", type=int, default=20, help="rule commits measured")
+    group.add_argument("--ports-per-host", type=int, default=4)
+    group.add_argument("--hosts-per-group", type=int, default=10)
+    group.add_argument("--processes", type=int, default=4,
+                       help="processes holding the simulated hosts")
+
+
+def run_all(args, emit) -> None:
+    for hosts in args.hosts:
+        for relays in args.relays:
+            run(hosts, relays, commits=args.commits, ports_per_host=args.ports_per_host,
+                hosts_per_group=args.hosts_per_group, processes=args.processes, emit=emit)
 
 
 def run(hosts: int, relays: int, commits: int = 20, ports_per_host: int = 4,
