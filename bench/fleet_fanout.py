@@ -13,7 +13,7 @@ fleet.fanout: rules are committed one at a time to groups in turn; for each
 commit, the time from just before the commit is sent until the last host
 holding that group has the rule in its snapshot (p50, p99 over the commits);
 the leader's CPU (/proc/PID/task/*/schedstat) and the bytes all hosts received,
-per commit.
+per commit (and the relays' CPU, all of them together).
 
 fleet.failover: the leader is SIGKILLed; first_write_seconds = from the new
 leader's election (its log) until a leader-only client's write succeeds;
@@ -313,19 +313,23 @@ def _fanout(fleet, swarm, admin, groups_of, commits, emit, hosts, relays, connec
     leader = fleet.leader()
     pid = fleet.members[leader].pid()
     groups = sorted(groups_of)
+    relay_pids = [r.pid() for r in fleet.relays]
     bytes_before, cpu_before = swarm.stats()["bytes"], cpu_seconds(pid)
+    relay_before = sum(cpu_seconds(p) for p in relay_pids)
     latencies = []
     for i in range(commits):
         group = groups[i % len(groups)]
         latencies.append(_commit_and_wait(fleet, swarm, admin, group, 1000 + i,
                                           groups_of[group]))
     cpu = cpu_seconds(pid) - cpu_before
+    relay_cpu = sum(cpu_seconds(p) for p in relay_pids) - relay_before
     received = swarm.stats()["bytes"] - bytes_before
     emit({"bench": "fleet.fanout", "hosts": hosts, "relays": relays,
           "p50_ms": round(statistics.median(latencies) * 1000, 1),
           "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
           "leader_cpu_ms_per_commit": round(cpu * 1000 / commits, 2),
           "bytes_per_commit": round(received / commits),
+          "relay_cpu_ms_per_commit": round(relay_cpu * 1000 / commits, 2),
           "commits": commits, "hosts_per_commit": groups_of[groups[0]],
           "connect_seconds": round(connect_seconds, 1),
           "conditional_monitoring": fleet_hosts.CONDITIONAL})
