@@ -221,3 +221,41 @@ def test_the_first_write_after_a_leader_kill_lands_within_seconds_of_the_electio
     print(f"elected {elected - killed:.2f} s after the kill; first write "
           f"{done['at'] - elected:.2f} s after the election")
     assert done["at"] - elected <= 6.0
+
+
+def test_a_client_moves_to_another_relay_without_a_full_download(cluster):
+    """Relays of one cluster share its transaction ids: a client whose relay dies
+    asks the next one for what it missed, and gets only that."""
+    relays = [Relay(cluster), Relay(cluster)]
+    client = None
+    try:
+        for relay in relays:
+            relay.start()
+        bulk_rules(cluster.remotes, "bulk", 500)
+        traffic.install()
+        remotes = ",".join(r.remote for r in relays)
+        for _ in range(30):                     # clients shuffle: land on relay 0
+            client = api.connect(remotes, initialize=False, leader_only=False, timeout=30)
+            if client.idl._session.get_name() == relays[0].remote:
+                break
+            client.close()
+            client = None
+        assert client is not None, "no client landed on relay 0"
+        cluster.wait_until(lambda: client.read(lambda t: len(t["Security_Group_Rule"].rows))
+                           >= 500, "relay 0 has every rule")
+        first, count = client.received_bytes(), client.read(
+            lambda t: len(t["Security_Group_Rule"].rows))
+        os.kill(relays[0].member.pid(), signal.SIGKILL)
+        ok("rule", "create", "bulk", "--protocol", "udp", "--dst-port", "53",
+           db=cluster.remotes)
+        cluster.wait_until(lambda: client.read(lambda t: len(t["Security_Group_Rule"].rows))
+                           == count + 1, "the client sees the write through relay 1")
+        assert client.idl._session.get_name() == relays[1].remote
+        after = client.received_bytes() - first
+        print(f"first download {first} B; after moving to relay 1: {after} B")
+        assert client.idl.full_downloads == 1 and after < first / 10, (first, after)
+    finally:
+        if client is not None:
+            client.close()
+        for relay in relays:
+            relay.close()
