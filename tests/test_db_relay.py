@@ -93,12 +93,12 @@ def term(cluster, index: int) -> int:
 
 
 def bulk_rules(remote: str, group: str, count: int) -> None:
-    with api.connect(remote, timeout=30) as handle:
+    with api.connect(remote, timeout=30, txn_timeout=180) as handle:   # a loaded machine
         with handle.create_transaction() as txn:
             txn.add(handle.group_create(group))
-        for start in range(0, count, 100):
+        for start in range(0, count, 50):
             with handle.create_transaction() as txn:
-                for port in range(start + 1, min(start + 101, count + 1)):
+                for port in range(start + 1, min(start + 51, count + 1)):
                     txn.add(handle.rule_create(group, {"protocol": "tcp", "dst_port": port}))
 
 
@@ -164,7 +164,7 @@ def test_a_relay_never_takes_over_a_members_directory(state_dir):
 
 
 def test_a_client_on_a_relay_keeps_its_replica_through_a_leader_kill(cluster, relay):
-    bulk_rules(cluster.remotes, "bulk", 1000)
+    bulk_rules(cluster.remotes, "bulk", 600)
     make_leader(cluster, relay.upstream())      # the hard case: the relay's source dies
     traffic.install()
     client = api.connect(relay.remote, initialize=False, leader_only=False, timeout=30)
