@@ -124,6 +124,9 @@ def test_a_relay_serves_reads_and_forwards_writes(cluster, relay):
     for remote in (cluster.remotes, relay.remote):
         names = ok("group", "list", "-f", "value", "-c", "Name", db=remote).split()
         assert {"via-relay", "via-member"} <= set(names), remote
+    # Reads with several remotes take any server: a relay (never a leader) will do.
+    with_dead = f"{relay.remote},tcp:127.0.0.1:{free_tcp_port()}"
+    assert "via-member" in ok("--timeout", "20", "group", "list", db=with_dead)
     rules = json.loads(ok("rule", "list", "via-relay", "-f", "json", db=relay.remote))
     assert "22:22" in [r["Port Range"] for r in rules]
     # A bare restart starts the relay again (its options were saved), not a member.
