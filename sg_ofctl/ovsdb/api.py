@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import random
 import re
+import select
 import threading
 import time
 
@@ -62,6 +64,24 @@ class SgIdl(ovsdbapp_connection.OvsdbIdl):
         answer from its transaction history.  Counted (bench/fleet.py, tests)."""
         self.full_downloads += 1
         return ovs_idl.Idl._Idl__clear(self)
+
+
+class WakeableQueue(ovsdbapp_connection.TransactionQueue):
+    """ovsdbapp's queue of transactions, whose alert (a pipe the connection
+    thread polls) may also be rung without a transaction: `alert_notify()`
+    wakes the thread to send a monitor condition change.  ovsdbapp consumes
+    the alert only when it takes a transaction, so a bare ring left the pipe
+    readable and the thread spinning; here each take consumes one waiting
+    alert, never blocking (one consumer: the connection thread)."""
+
+    def get_nowait(self, *args, **kwargs):
+        try:
+            item = queue.Queue.get_nowait(self)
+        except queue.Empty:
+            item = None
+        if select.select([self.alert_fileno], [], [], 0)[0]:
+            self._wait_queue.alert_notification_consume()
+        return item
 
 
 class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
@@ -272,6 +292,7 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
             idl.cond_change(table, [False])
     _wait_connected(idl, remotes, timeout)
     conn = ovsdbapp_connection.Connection(idl, txn_timeout)
+    conn.txns = WakeableQueue(1)
     api = SgApi(conn, wanted)
     idl.bytes_before_thread = traffic.received(threading.get_ident()) - received_before
     if initialize:
