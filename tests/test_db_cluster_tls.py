@@ -134,6 +134,41 @@ def test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents(pki, cluster
         tls.forget()
 
 
+def test_a_tls_relay_of_the_cluster_serves_admins_and_agents(pki, cluster):
+    """`db start --relay-of` with a cluster-CA certificate: admins on its --listen,
+    agents (the hypervisors' CA, role sg-agent) on its agents' relay."""
+    state, port, agent_port = short_tmpdir("sgr"), free_tcp_port(), free_tcp_port()
+    relay_remote, agent_remote = f"ssl:127.0.0.1:{port}", f"ssl:127.0.0.1:{agent_port}"
+    agent = None
+    try:
+        rc, out, err = run_cli(*pki.member("relay-1").global_args(), "--state-dir",
+                               str(state), "db", "start", "--relay-of", cluster.admin_remotes,
+                               "--listen", relay_remote, "--agent-listen", agent_remote,
+                               "--agent-ca-cert", pki.agent_ca_cert, "-f", "json")
+        assert rc == 0, err
+        started = json.loads(out)
+        assert started["model"] == "relay" and "warning" not in started
+        rc, _, err = as_client(pki.admin("alice"), relay_remote, "port", "create", "vm-r",
+                               "--mac", "fa:16:3e:00:02:01", "--ip", "10.2.0.1")
+        assert rc == 0, err                     # written through the relay
+        assert "vm-r" in _admin(pki, cluster, "port", "list", "-f", "value", "-c", "Name")
+        rc, _, _ = as_client(pki.host("compute-2"), relay_remote, "group", "list")
+        assert rc != 0                          # a hypervisor cannot use the admin listener
+        assert raw_tcp_request(port) == ""      # nor can plain TCP
+        host = pki.host("compute-2")
+        tls.configure(tls.KeyMaterial(host.private_key, host.certificate, host.ca_cert))
+        agent = sgdb_mod.SgDatabase(agent_remote, lambda *a: None, timeout=15)
+        agent.write(HostWrites("compute-2", bind=("vm-r",)))
+        ports = json.loads(_admin(pki, cluster, "port", "list", "-f", "json"))
+        assert {p["Name"]: p["Host"] for p in ports}["vm-r"] == "compute-2"
+    finally:
+        if agent is not None:
+            agent.close()
+        tls.forget()
+        server.stop(server.Member(state))
+        subprocess.run(["rm", "-rf", str(state)], check=False)
+
+
 def _rogue_member(cluster, keys, scheme: str = "ssl", extra=()):
     """Start a would-be member in its own directory, joining member 0."""
     state = short_tmpdir("sgr")

@@ -28,6 +28,12 @@ COVERED_ELSEWHERE = {
     "sg-ofctl --db ssl:10.0.0.1:6642": (
         "test_agent_tls.py::test_the_agent_binds_its_ports_and_creates_its_tag_made_row_over_tls",
         '"--db", self.db, "agent"', "agent_testbed.py"),
+    "sg-ofctl db start --relay-of ssl:": (
+        "test_db_cluster_tls.py::test_a_tls_relay_of_the_cluster_serves_admins_and_agents",
+        '"--relay-of", cluster.admin_remotes', None),
+    "sg-ofctl --db ssl:10.0.1.1:6642": (
+        "test_agent_tls.py::test_the_agent_binds_its_ports_and_creates_its_tag_made_row_over_tls",
+        '"--db", self.db, "agent"', "agent_testbed.py"),
     "sg-ofctl --db ssl:10.0.0.1:6641": (
         "test_db_cluster_tls.py::test_a_tls_cluster_survives_a_leader_kill_for_admins_and_agents",
         '"group", "list"', None),

@@ -68,11 +68,13 @@ def remotes(args) -> str:
 
 
 @contextlib.contextmanager
-def connect(args, tables, conditions=None):
+def connect(args, tables, conditions=None, read_only=False):
+    """Writes go to the cluster leader (several remotes); reads (`read_only`)
+    take any member or relay (docs/DATABASE.md, "Relays and failover")."""
     from sg_ofctl.ovsdb import api
     handle = api.connect(remotes(args), tables=tables, timeout=args.timeout,
                          txn_timeout=max(api.DEFAULT_TXN_TIMEOUT, args.timeout),
-                         conditions=conditions)
+                         conditions=conditions, leader_only=False if read_only else None)
     try:
         yield handle
     finally:

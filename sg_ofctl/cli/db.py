@@ -13,7 +13,8 @@ def register(sub) -> None:
         "start", parents=[out], help="create (if needed) and start the database",
         description="Start the database of the state directory: a private standalone "
                     "database, or with --cluster-address a Raft cluster member (the first "
-                    "creates the cluster; others give --join).")
+                    "creates the cluster; others give --join), or with --relay-of a "
+                    "relay of a cluster.")
     start.add_argument("--listen", action="append", default=[], metavar="ssl:ADDR:PORT",
                        help="also serve admin clients (full access) on this address, TLS "
                             "with --private-key/--certificate/--ca-cert (repeatable)")
@@ -29,6 +30,10 @@ def register(sub) -> None:
                             "with --join)")
     start.add_argument("--join", metavar="ssl:ADDR:PORT[,...]",
                        help="Raft addresses of existing members to join")
+    start.add_argument("--relay-of", metavar="ssl:ADDR:PORT[,...]",
+                       help="start an OVSDB relay of the cluster at these remotes (its "
+                            "members' --listen) instead of a member: agents and readers "
+                            "connect to relays, writes are forwarded to the leader")
     start.add_argument("--insecure-plain-tcp", action="store_true",
                        help="allow tcp: listeners and Raft addresses: anyone who reaches "
                             "them can read and rewrite every group, rule and port, and "
@@ -46,7 +51,8 @@ def _start(args):
     common.emit_one(args, server.start(
         common.member(args), listen=args.listen, cluster_address=args.cluster_address,
         join=join, keys=common.key_material(args), allow_plain_tcp=args.insecure_plain_tcp,
-        agent_listen=args.agent_listen, agent_ca_cert=args.agent_ca_cert))
+        agent_listen=args.agent_listen, agent_ca_cert=args.agent_ca_cert,
+        relay_of=args.relay_of))
 
 
 def _stop(args):

@@ -46,7 +46,7 @@ def _apply(args):
 def _export(args):
     from sg_ofctl import desired
     from sg_ofctl.ovsdb import apply as apply_mod
-    with common.connect(args, ALL) as api:
+    with common.connect(args, ALL, read_only=True) as api:
         text = desired.dump(api.read(apply_mod.current))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:

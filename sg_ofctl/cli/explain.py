@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def _explain(args):
     from sg_ofctl.explain import explain
-    with common.connect(args, TABLES) as api:
+    with common.connect(args, TABLES, read_only=True) as api:
         state = api.state()
     steps = explain(state.groups, state.ports, state.members(), args.src, args.dst,
                     protocol=args.protocol, dst_port=args.dst_port, src_port=args.src_port,

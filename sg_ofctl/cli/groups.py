@@ -68,7 +68,7 @@ def _create(args):
 
 
 def _list(args):
-    with common.connect(args, (GROUP,)) as api:
+    with common.connect(args, (GROUP,), read_only=True) as api:
         rows = api.read(lambda t: [[r.id, r.name, r.description, r.stateful]
                                    for r in t[GROUP].rows.values()])
     common.emit_list(args, ["ID", "Name", "Description", "Stateful"],
@@ -76,7 +76,7 @@ def _list(args):
 
 
 def _show(args):
-    with common.connect(args, (GROUP,)) as api:
+    with common.connect(args, (GROUP,), read_only=True) as api:
         show_group(args, api, args.group)
 
 

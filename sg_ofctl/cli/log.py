@@ -68,7 +68,7 @@ def _create(args):
 
 def _list(args):
     from sg_ofctl.ovsdb import logs
-    with common.connect(args, (LOG, GROUP, PORT)) as api:
+    with common.connect(args, (LOG, GROUP, PORT), read_only=True) as api:
         rows = api.read(lambda t: [logs.log_fields(r) for r in t[LOG].rows.values()])
     common.emit_list(args, ["ID", "Name", "Target", "Event", "Rate", "Enabled"],
                      sorted(([r["id"], r["name"], r["target"], r["event"], r["rate"],
@@ -76,7 +76,7 @@ def _list(args):
 
 
 def _show(args):
-    with common.connect(args, (LOG, GROUP, PORT)) as api:
+    with common.connect(args, (LOG, GROUP, PORT), read_only=True) as api:
         _show_one(args, api, args.log)
 
 

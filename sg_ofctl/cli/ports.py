@@ -90,7 +90,7 @@ def show_port(args, api, ref) -> None:
 def _list(args):
     from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import bindings
-    with common.connect(args, (GROUP, PORT)) as api:
+    with common.connect(args, (GROUP, PORT), read_only=True) as api:
         def listing(t):
             hosts = bindings.hosts_by_port(t)
             return [views.port_list_row(r, ",".join(sorted(hosts.get(r.name, ()))))
@@ -106,7 +106,7 @@ def _by_refs(refs) -> dict:
 
 
 def _show(args):
-    with common.connect(args, (GROUP,), _by_refs([args.port])) as api:
+    with common.connect(args, (GROUP,), _by_refs([args.port]), read_only=True) as api:
         show_port(args, api, args.port)
 
 

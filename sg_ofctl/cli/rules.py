@@ -85,7 +85,7 @@ def show_rule(args, api, rule_id) -> None:
 def _list(args):
     from sg_ofctl.cli import views
     from sg_ofctl.ovsdb import commands
-    with common.connect(args, (GROUP,) if args.group else (GROUP, RULE)) as api:
+    with common.connect(args, (GROUP,) if args.group else (GROUP, RULE), read_only=True) as api:
         if args.group:
             uuid = api.read(lambda t: commands.find_group(api, args.group).uuid)
             api.watch(RULE, [["security_group", "==", ["uuid", str(uuid)]]])
@@ -109,7 +109,7 @@ def _by_ids(ids) -> dict:
 
 
 def _show(args):
-    with common.connect(args, (GROUP,), _by_ids([args.rule])) as api:
+    with common.connect(args, (GROUP,), _by_ids([args.rule]), read_only=True) as api:
         show_rule(args, api, args.rule)
 
 

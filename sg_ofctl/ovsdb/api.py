@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import random
 import re
+import select
+import threading
 import time
 
 from ovs import poller as ovs_poller
@@ -25,15 +29,22 @@ from ovsdbapp.backend.ovs_idl import connection as ovsdbapp_connection
 from sg_ofctl import errors
 from sg_ofctl.ovsdb import apply as apply_mod
 from sg_ofctl.ovsdb import (bindings, commands, convert, fastjson, host_writes, logs,
-                            port_commands, tls)
+                            port_commands, tls, traffic)
 from sg_ofctl.ovsdb.server import SCHEMA_NAME, SCHEMA_PATH
 
 LOG = logging.getLogger(__name__)
 ALL_TABLES = (convert.GLOBAL, convert.GROUP, convert.RULE, convert.PORT, bindings.BINDING,
               logs.LOG)
-# Failover of a 3-member cluster stalls a write ~7 s: stay well above it.
+# Failover of a 3-member cluster stalls a write ~2 s (docs/DATABASE.md): stay well above.
 DEFAULT_TXN_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# Reconnect backoff (ms): python-ovs doubles 1 s up to 8 s while no remote suits
+# (a leader-only client finds only followers during an election), which made a
+# failover cost 8-16 s.  Each remote is tried at once after a drop, then one
+# every 250 ms (python-ovs doubles only below half the maximum): the first
+# write lands within ~1.5 s of the new leader's election (docs/DATABASE.md).
+RECONNECT_MIN_BACKOFF_MS = 250
+RECONNECT_MAX_BACKOFF_MS = 500
 
 
 class SgIdl(ovsdbapp_connection.OvsdbIdl):
@@ -41,8 +52,36 @@ class SgIdl(ovsdbapp_connection.OvsdbIdl):
     (override notify(event, row, updates), or mix in ovsdbapp's
     RowEventHandler) and pass the class to connect(idl_class=...)."""
 
+    full_downloads = 0      # replies that replaced the whole replica (see below)
+    bytes_before_thread = 0     # received by the caller of connect() (traffic.py)
+
     def cooperative_yield(self):
         """ovsdbapp sleeps here after every row (for eventlet); we need not."""
+
+    def _Idl__clear(self):
+        """python-ovs empties its replica before a full snapshot: the first one,
+        and after a reconnect whose `monitor_cond_since` the server could not
+        answer from its transaction history.  Counted (bench/fleet.py, tests)."""
+        self.full_downloads += 1
+        return ovs_idl.Idl._Idl__clear(self)
+
+
+class WakeableQueue(ovsdbapp_connection.TransactionQueue):
+    """ovsdbapp's queue of transactions, whose alert (a pipe the connection
+    thread polls) may also be rung without a transaction: `alert_notify()`
+    wakes the thread to send a monitor condition change.  ovsdbapp consumes
+    the alert only when it takes a transaction, so a bare ring left the pipe
+    readable and the thread spinning; here each take consumes one waiting
+    alert, never blocking (one consumer: the connection thread)."""
+
+    def get_nowait(self, *args, **kwargs):
+        try:
+            item = queue.Queue.get_nowait(self)
+        except queue.Empty:
+            item = None
+        if select.select([self.alert_fileno], [], [], 0)[0]:
+            self._wait_queue.alert_notification_consume()
+        return item
 
 
 class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
@@ -67,6 +106,12 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
 
     def close(self):
         self._connection.stop(timeout=5)
+
+    def received_bytes(self) -> int:
+        """Bytes this connection's thread received (after traffic.install())."""
+        thread = self._connection.thread
+        return self.idl.bytes_before_thread + traffic.received(
+            thread.ident if thread is not None else None)
 
     def __enter__(self):
         return self
@@ -224,6 +269,7 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
     which may talk to relays (never leaders), pass False."""
     remote_list = parse_remotes(remotes)
     fastjson.install()
+    received_before = traffic.received(threading.get_ident())
     helper = ovs_idl.SchemaHelper(schema_json=_schema_json())
     if columns:
         for table in ALL_TABLES:
@@ -233,9 +279,14 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
                 helper.register_table(table)
     else:
         helper.register_all()
-    idl = (idl_class or SgIdl)(",".join(remote_list), helper,
-                               leader_only=len(remote_list) > 1 if leader_only is None
-                               else leader_only)
+    if leader_only is None:
+        leader_only = len(remote_list) > 1
+    if not leader_only:
+        # Any member or relay will do: spread the clients over them (python-ovs
+        # tries the remotes in order; ovsdb-server's own clients shuffle them too).
+        random.shuffle(remote_list)
+    idl = (idl_class or SgIdl)(",".join(remote_list), helper, leader_only=leader_only)
+    set_reconnect_backoff(idl)
     conditions = dict(conditions or {})
     wanted = (set(tables) | {convert.GLOBAL, convert.GROUP}) - set(conditions)
     if convert.PORT in set(tables) | set(conditions):
@@ -247,7 +298,9 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
             idl.cond_change(table, [False])
     _wait_connected(idl, remotes, timeout)
     conn = ovsdbapp_connection.Connection(idl, txn_timeout)
+    conn.txns = WakeableQueue(1)
     api = SgApi(conn, wanted)
+    idl.bytes_before_thread = traffic.received(threading.get_ident()) - received_before
     if initialize:
         try:
             commands.ensure_initialized(api)
@@ -255,6 +308,15 @@ def connect(remotes: str, tables=ALL_TABLES, timeout: float = DEFAULT_CONNECT_TI
             api.close()
             raise
     return api
+
+
+def set_reconnect_backoff(idl, min_ms: int = RECONNECT_MIN_BACKOFF_MS,
+                          max_ms: int = RECONNECT_MAX_BACKOFF_MS) -> None:
+    """Shorten the IDL session's reconnect backoff (python-ovs's set_backoff()
+    refuses less than 1 s, so the FSM's fields are set directly)."""
+    fsm = idl._session.reconnect
+    fsm.min_backoff, fsm.max_backoff = min_ms, max(max_ms, min_ms)
+    fsm.backoff = min(fsm.backoff, fsm.max_backoff)
 
 
 def _schema_json() -> dict:

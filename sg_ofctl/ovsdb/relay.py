@@ -40,6 +40,27 @@ PERMISSIONS = {
 }
 
 
+def relay_sources(value: str, keys: tls.KeyMaterial, allow_plain: bool) -> list[str]:
+    """--relay-of REMOTES (comma-separated ssl:ADDR:PORT, tcp:ADDR:PORT with
+    --insecure-plain-tcp, or unix:PATH): the cluster members a relay replicates."""
+    field = "relay-of"
+    remotes = [r.strip() for r in value.split(",")]
+    if not value.strip() or any(not r for r in remotes):
+        raise errors.UserError(f"{field}={safetext.quote(value)}: expected the cluster's "
+                               "remotes, comma-separated (ssl:ADDR:PORT,...)")
+    if len(remotes) > 16:
+        raise errors.UserError(f"{field}={safetext.quote(value)}: at most 16 remotes")
+    for remote in remotes:
+        kind, sep, rest = remote.partition(":")
+        if kind == "unix" and sep and rest:
+            continue
+        if kind not in ("ssl", "tcp") or not sep:
+            raise errors.UserError(f"{field}={safetext.quote(remote)}: a remote is "
+                                   "ssl:ADDR:PORT, tcp:ADDR:PORT or unix:PATH")
+        tls.raft_address(field, remote, keys, allow_plain)
+    return remotes
+
+
 def roles_transaction() -> list:
     """OVSDB operations that (re)write the RBAC tables: the agent role only
     (idempotent; sg-ofctl owns these tables)."""

@@ -14,6 +14,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from sg_ofctl import errors, safetext
 from sg_ofctl.ovsdb import relay, tls
 from sg_ofctl.ovsdb.daemon import (ServerError, process_alive, spawn,  # noqa: F401
                                     stop_pid)
@@ -79,8 +80,10 @@ class Member:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return None
-        # A stale pidfile whose pid now belongs to another program is not ours.
-        if b"ovsdb-server" not in cmdline or str(self.db).encode() not in cmdline:
+        # A stale pidfile whose pid now belongs to another program is not ours
+        # (a member names its database file, a relay its pidfile).
+        if b"ovsdb-server" not in cmdline or (str(self.db).encode() not in cmdline and
+                                              str(self.pidfile).encode() not in cmdline):
             return None
         return pid
 
@@ -142,22 +145,29 @@ def _save_options(member: Member, options: dict) -> None:
 def start(member: Member, listen: list[str] | None = None, cluster_address: str | None = None,
           join: list[str] | None = None, keys: tls.KeyMaterial | None = None,
           allow_plain_tcp: bool = False, agent_listen: list[str] | None = None,
-          agent_ca_cert: str | None = None) -> dict:
+          agent_ca_cert: str | None = None, relay_of: str | None = None) -> dict:
     """Create the database if needed and start its ovsdb-server (detached), and
-    with `agent_listen` the agents' relay beside it (relay.py)."""
+    with `agent_listen` the agents' relay beside it (relay.py).  With
+    `relay_of` (the cluster's remotes) this state directory holds a relay of
+    the cluster instead of a member: no database file of its own."""
     pid = member.pid()
     if pid is not None:
         return {"state": "already running", "pid": pid, **_describe(member)}
     if join and not cluster_address:
         raise ServerError("--join needs --cluster-address (this member's ssl:ADDR:PORT)")
     keys = keys or tls.KeyMaterial()
+    if relay_of is not None and not relay_of.strip():
+        relay.relay_sources(relay_of, keys, allow_plain_tcp)     # the error names it
     opts = _options(member, {"listen": list(listen or ()), "keys": keys.as_dict()
                              if keys.given else {}, "allow_plain_tcp": allow_plain_tcp,
                              "agent_listen": list(agent_listen or ()),
-                             "agent_ca_cert": agent_ca_cert or ""})
+                             "agent_ca_cert": agent_ca_cert or "",
+                             "relay_of": relay_of or ""})
     keys = tls.KeyMaterial(**opts["keys"])
     plain = opts["allow_plain_tcp"]
     listen = [tls.listener(v, keys, plain) for v in opts["listen"]]
+    if opts["relay_of"]:
+        return _start_relay(member, opts, keys, listen, cluster_address or join)
     if cluster_address:
         tls.raft_address("cluster-address", cluster_address, keys, plain)
     for remote in join or ():
@@ -195,6 +205,45 @@ def start(member: Member, listen: list[str] | None = None, cluster_address: str 
     return out
 
 
+def _start_relay(member: Member, opts: dict, keys: tls.KeyMaterial, listen: list[str],
+                 cluster_option) -> dict:
+    """`db start --relay-of REMOTES`: ovsdb-server relay:SG_ofctl:REMOTES, serving
+    the unix socket and --listen (and the agents' relay beside it), reaching the
+    members with this directory's key material (a cluster-CA certificate)."""
+    if cluster_option:
+        raise errors.UserError(f"relay-of={safetext.quote(opts['relay_of'])}: a relay is "
+                               "not a Raft member; drop --cluster-address/--join")
+    if member.db.exists():
+        raise errors.UserError(f"relay-of={safetext.quote(opts['relay_of'])}: "
+                               f"{member.state_dir} holds a database member; give a state "
+                               "directory of its own to the relay")
+    sources = relay.relay_sources(opts["relay_of"], keys, opts["allow_plain_tcp"])
+    agents = relay.Relay(member, opts["agent_listen"], opts["agent_ca_cert"], keys)
+    agents.check()
+    _save_options(member, opts)
+    remotes = [f"punix:{member.sock}"] + listen
+    for stale in (member.sock, member.ctl):
+        if stale.exists():
+            stale.unlink()
+    argv = ["ovsdb-server", f"relay:{SCHEMA_NAME}:{','.join(sources)}",
+            f"--pidfile={member.pidfile}", "--detach", "--no-chdir",
+            f"--log-file={member.log}", f"--unixctl={member.ctl}",
+            *(f"--remote={r}" for r in remotes),
+            *(keys.server_args() if keys.given else ()), *tls.SERVER_OPTIONS]
+    spawn(argv, member.log, lambda: stop(member), "the relay")
+    out = {"state": "started (relay)", "pid": member.pid(), **_describe(member),
+           "listen": ",".join(remotes)}
+    if agents.listen:
+        try:
+            out.update(agents.start())
+        except Exception:
+            stop(member)
+            raise
+    if any(r.startswith("ptcp:") for r in listen) or "tcp:" in opts["relay_of"]:
+        out["warning"] = f"{tls.PLAIN_RISK} ({tls.PLAIN_FLAG})"
+    return out
+
+
 def convert_online(member: Member, timeout: int = 10) -> str:
     """A cluster's schema is converted through the running cluster (the leader
     does it for every member).  Returns what happened, for the start message;
@@ -224,10 +273,21 @@ def stop(member: Member, timeout: float = 10.0) -> dict:
     return {"state": state, "pid": pid, "state_dir": str(member.state_dir)}
 
 
+def _relay_of(member: Member) -> str:
+    try:
+        return json.loads(member.options.read_text()).get("relay_of", "")
+    except (OSError, ValueError):
+        return ""
+
+
 def _describe(member: Member) -> dict:
     out = {"state_dir": str(member.state_dir), "database": str(member.db),
            "local_remote": member.local_remote}
-    if member.db.exists():
+    relay_of = _relay_of(member)
+    if relay_of and not member.db.exists():
+        del out["database"]
+        out.update(model="relay", relay_of=relay_of)
+    elif member.db.exists():
         out["model"] = "clustered" if member.is_clustered() else "standalone"
     return out
 
