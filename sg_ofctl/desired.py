@@ -13,8 +13,8 @@ from sg_ofctl.vocabulary import (pair_from_value, pair_to_text, rule_from_fields
                                  rule_sort_key, rule_to_fields)
 
 GROUP_KEYS = ("description", "stateful", "rules", "external_ids")
-PORT_KEYS = ("mac", "ips", "groups", "allowed_addresses", "port_security", "network",
-             "external_ids")
+PORT_KEYS = ("mac", "ips", "groups", "security_groups", "allowed_addresses",
+             "port_security", "network", "external_ids")   # security_groups: Neutron's word
 TOP_KEYS = ("version", "groups", "ports")
 
 
@@ -102,6 +102,11 @@ def from_data(data, source: str = "<input>") -> Desired:
         try:
             if not isinstance(name, str) or not name.strip():
                 raise model.ValidationError("name", name, "must be a non-empty string")
+            if "security_groups" in body:
+                if "groups" in body:
+                    raise model.ValidationError("security_groups", body["security_groups"],
+                                                "give either groups or security_groups")
+                body["groups"] = body.pop("security_groups")
             pairs = tuple(pair_from_value(p) for p in _listish("allowed_addresses",
                                                      body.get("allowed_addresses")))
             port = model.Port(
@@ -110,6 +115,7 @@ def from_data(data, source: str = "<input>") -> Desired:
                 allowed_address_pairs=pairs,
                 port_security_enabled=body.get("port_security", True),
                 security_groups=tuple(_listish("groups", body.get("groups"))),
+                explicit_groups=body.get("groups") == [],   # `groups: []`: none, not default
                 network=body.get("network", 0))
         except model.ValidationError as e:
             where.fail(body, path, e)
@@ -169,7 +175,7 @@ def to_data(state: Desired) -> dict:
         entry = state.ports[name]
         port = entry.port
         body = {"mac": port.mac, "ips": list(port.fixed_ips)}
-        if port.security_groups:
+        if port.security_groups or port.explicit_groups:
             body["groups"] = list(port.security_groups)
         if port.network:
             body["network"] = port.network

@@ -8,6 +8,7 @@ packets between namespace VMs.
     d 10.0.0.4          `sl` (stateless: ingress tcp/22, egress IPv4)
     e 10.0.0.5          port security off
     x 10.0.0.6          `lonely` (no ingress; egress tcp/80 only)
+    n 10.0.0.9          no security group at all (`--no-security-group`)
 """
 import json
 import time
@@ -20,8 +21,8 @@ from ovsdb_fixtures import new_database
 
 pytestmark = pytest.mark.root   # real OVS / ovsdb-server / namespaces
 
-MAC = {n: f"fa:16:3e:00:01:{i:02x}" for i, n in enumerate("abcdexfg", 1)}
-IP = {n: f"10.0.0.{i}" for i, n in enumerate("abcdexfg", 1)}
+MAC = {n: f"fa:16:3e:00:01:{i:02x}" for i, n in enumerate("abcdexfgn", 1)}
+IP = {n: f"10.0.0.{i}" for i, n in enumerate("abcdexfgn", 1)}
 IP6 = {"a": "fd00::a", "b": "fd00::b", "c": "fd00::c"}
 NO = 0.5   # timeout of an attempt that must fail
 SERVICES = {"a": [("tcp", 80), ("udp", 53)], "b": [("tcp", 80)], "d": [("tcp", 22), ("tcp", 80)],
@@ -65,9 +66,10 @@ def net():
         port("d", "--group", "sl")
         port("e", "--no-port-security")
         port("x", "--group", "lonely")
+        port("n", "--no-security-group")
         h.start_agent()
         vms = {}
-        for n in "acdex":
+        for n in "acdexn":
             vms[n] = tb.add_vm(n, MAC[n], [IP[n]] + ([IP6[n]] if n in IP6 else []),
                                external_ids={"iface-id": f"p{n}"})
         vms["b"] = tb.add_vm("b", MAC["b"], [IP["b"], IP6["b"]], external_ids={
@@ -113,6 +115,20 @@ def test_rule_kinds(net):
     assert a.send("tcp", d.ip, 22) and not a.send("tcp", d.ip, 80, timeout=NO)  # stateless
     assert e.send("tcp", c.ip, 80) and a.send("udp", e.ip, 53)  # port security off
     assert x.send("tcp", e.ip, 80) and not x.send("udp", e.ip, 53, timeout=NO)  # egress rule
+
+
+def test_a_port_with_no_security_group_passes_nothing_until_given_one(net):
+    a, c, e, n = (net.vms[v] for v in "acen")
+    assert not a.ping(n.ip, timeout=NO) and not e.send("tcp", n.ip, 80, timeout=NO)
+    assert not n.send("tcp", c.ip, 80, timeout=NO)      # c admits tcp/80 from anyone
+    assert not n.send("tcp", e.ip, 80, timeout=NO)      # e has no filter at all
+    net.cli("port", "set", "pn", "--group", "default")
+    try:
+        eventually(lambda: n.send("tcp", c.ip, 80, timeout=NO), 10, what="n's egress opened")
+        assert a.ping(n.ip)                             # ingress from default members
+    finally:
+        net.cli("port", "set", "pn", "--no-security-group")
+    eventually(lambda: not n.send("tcp", c.ip, 80, timeout=NO), 10, what="n closed again")
 
 
 def test_stateful_replies_pass_unsolicited_do_not(net):

@@ -125,7 +125,8 @@ class _Tracker:
 # replicates only the rows they touch (see write()).
 READ_COLUMNS = {
     PORT: ("id", "name", "mac", "fixed_ips", "allowed_address_pairs",
-           "port_security_enabled", "security_groups", "network", "external_ids"),
+           "port_security_enabled", "no_security_groups", "security_groups", "network",
+           "external_ids"),
     RULE: ("id", "security_group", "direction", "ethertype", "protocol",
                             "port_range_min", "port_range_max", "remote_ip_prefix",
                             "remote_group", "action", "description"),

@@ -17,8 +17,12 @@ def register(sub) -> None:
     create.add_argument("name", metavar="NAME")
     create.add_argument("--mac", required=True)
     create.add_argument("--ip", action="append", required=True, metavar="ADDR")
-    create.add_argument("--group", action="append", metavar="G",
-                        help="security group (repeatable; none: default)")
+    create_groups = create.add_mutually_exclusive_group()
+    create_groups.add_argument("--group", action="append", metavar="G",
+                               help="security group (repeatable; none given: default)")
+    create_groups.add_argument("--no-security-group", action="store_true",
+                               help="no security group at all (not default): only what "
+                                    "a VM needs to boot passes")
     create.add_argument("--allowed-address", action="append", metavar="IP[,MAC]")
     create.add_argument("--no-port-security", dest="port_security", action="store_false",
                         default=True)
@@ -41,7 +45,11 @@ def register(sub) -> None:
     setter.add_argument("--ip", action="append", metavar="ADDR", help="add a fixed IP")
     setter.add_argument("--no-ip", action="store_true", help="clear fixed IPs first")
     setter.add_argument("--group", action="append", metavar="G", help="add a group")
-    setter.add_argument("--no-group", action="store_true", help="clear groups first")
+    setter.add_argument("--no-group", action="store_true",
+                        help="clear groups first (an empty list means default)")
+    setter.add_argument("--no-security-group", action="store_true",
+                        help="no security group at all (not default); "
+                             "not with --group")
     setter.add_argument("--allowed-address", action="append", metavar="IP[,MAC]")
     setter.add_argument("--no-allowed-address", action="store_true",
                         help="clear allowed address pairs first")
@@ -60,6 +68,7 @@ def register(sub) -> None:
 
 def _create(args):
     fields = {"name": args.name, "mac": args.mac, "ips": args.ip, "groups": args.group,
+              "no_security_groups": args.no_security_group,
               "allowed_addresses": args.allowed_address,
               "port_security": args.port_security, "network": args.network,
               "external_ids": common.parse_key_values("external_id", args.external_id)}
@@ -104,6 +113,7 @@ def _show(args):
 def _set(args):
     changes = {"name": args.name, "mac": args.mac, "ips": args.ip, "no_ips": args.no_ip,
                "groups": args.group, "no_groups": args.no_group,
+               "no_security_groups": args.no_security_group,
                "allowed_addresses": args.allowed_address,
                "no_allowed_addresses": args.no_allowed_address,
                "port_security": args.port_security, "network": args.network,

@@ -56,6 +56,7 @@ def port_fields(row, hosts: str = "") -> dict:
             "allowed_address_pairs": list(row.allowed_address_pairs),
             "port_security_enabled": row.port_security_enabled,
             "security_groups": sorted(g.name for g in row.security_groups),
+            "no_security_groups": row.no_security_groups,
             "network": row.network, "host": hosts,
             "revision_number": row.revision_number, "created_at": row.created_at,
             "updated_at": row.updated_at, "external_ids": dict(row.external_ids)}

@@ -6,6 +6,7 @@ membership: a group's members are the addresses of its ports
 ports plus every group, rule and remote-group member address they depend on."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -193,3 +194,21 @@ def host_view(ports: Iterable[Port], groups: Iterable[SecurityGroup],
         members[gid] = members.get(gid, frozenset()) | frozenset(addresses)
     return HostView(ports=ports, groups={g.id: g for g in groups}, members=members,
                     uplinks=tuple(uplinks))
+
+
+def build_groups(groups: Iterable) -> dict[str, SecurityGroup]:
+    """Mappings or SecurityGroup values -> {id: group}, refusing duplicate ids."""
+    out = {}
+    for g in groups:
+        if not isinstance(g, SecurityGroup):
+            if not isinstance(g, Mapping):
+                raise ValidationError("security_groups", g, "each group must be a mapping")
+            known = {f.name for f in dataclasses.fields(SecurityGroup)}
+            for key in g:
+                if key not in known:
+                    raise ValidationError(key, g[key], "unknown security group field")
+            g = SecurityGroup(**{**g, "rules": tuple(g.get("rules", ()))})
+        if g.id in out:
+            raise ValidationError("security_group.id", g.id, "duplicate group id")
+        out[g.id] = g
+    return out

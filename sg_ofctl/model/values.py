@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import netaddr
 
@@ -330,7 +330,8 @@ class Port:
     and the key of its conntrack zone; `ofport` is set once it is on a bridge.
     `explicit_groups`: `security_groups` is the whole list even when empty (a
     port with "no security group", as in Neutron: it passes only what a VM needs
-    to boot); otherwise an empty list means `default`."""
+    to boot); otherwise an empty list means `default`.  Kept only where it
+    matters (no groups, port security on): equal ports compare equal."""
 
     id: str
     mac: str
@@ -370,6 +371,8 @@ class Port:
         object.__setattr__(self, "network", _require_int("network", self.network, 0, 4094))
         if not isinstance(self.explicit_groups, bool):
             raise ValidationError("explicit_groups", self.explicit_groups, "must be a bool")
+        object.__setattr__(self, "explicit_groups",
+                           self.explicit_groups and not groups and self.port_security_enabled)
         if self.ofport is not None:
             object.__setattr__(self, "ofport", _require_int("ofport", self.ofport, 1, 0xfeff))
 
@@ -411,20 +414,3 @@ def default_group(group_id: str = DEFAULT_GROUP) -> SecurityGroup:
     return SecurityGroup(id=group_id, name=DEFAULT_GROUP,
                          description="Default security group", rules=tuple(rules))
 
-
-def build_groups(groups: Iterable) -> dict[str, SecurityGroup]:
-    """Mappings or SecurityGroup values -> {id: group}, refusing duplicate ids."""
-    out = {}
-    for g in groups:
-        if not isinstance(g, SecurityGroup):
-            if not isinstance(g, Mapping):
-                raise ValidationError("security_groups", g, "each group must be a mapping")
-            known = {f.name for f in dataclasses.fields(SecurityGroup)}
-            for key in g:
-                if key not in known:
-                    raise ValidationError(key, g[key], "unknown security group field")
-            g = SecurityGroup(**{**g, "rules": tuple(g.get("rules", ()))})
-        if g.id in out:
-            raise ValidationError("security_group.id", g.id, "duplicate group id")
-        out[g.id] = g
-    return out

@@ -201,6 +201,7 @@ PORT_FIELDS = {
     "mac": ("mac", lambda p: p.mac),
     "ips": ("fixed_ips", lambda p: sorted(p.fixed_ips)),
     "groups": ("security_groups", lambda p: sorted(p.security_groups)),
+    "no_security_groups": ("no_security_groups", lambda p: p.explicit_groups),
     "network": ("network", lambda p: p.network),
     "port_security": ("port_security_enabled", lambda p: p.port_security_enabled),
     "allowed_addresses": ("allowed_address_pairs",

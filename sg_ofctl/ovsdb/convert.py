@@ -80,15 +80,18 @@ def port_from_row(row, key: str = "id") -> model.Port:
         allowed_address_pairs=tuple(pair_from_text(t) for t in row.allowed_address_pairs),
         port_security_enabled=row.port_security_enabled,
         security_groups=tuple(sorted(getattr(g, key) for g in row.security_groups)),
-        network=row.network)
+        network=row.network, explicit_groups=row.no_security_groups)
 
 
 def port_columns(port: model.Port) -> dict:
-    """Columns of a Port row, except security_groups (references) and host."""
+    """Columns of a Port row, except security_groups (references) and host.
+    `no_security_groups`: the port has none at all (model.Port.explicit_groups),
+    rather than an empty list that means `default`."""
     return {"id": port.id, "name": port.name, "mac": port.mac,
             "fixed_ips": list(port.fixed_ips),
             "allowed_address_pairs": [pair_to_text(p) for p in port.allowed_address_pairs],
             "port_security_enabled": port.port_security_enabled,
+            "no_security_groups": port.explicit_groups,
             "network": port.network}
 
 

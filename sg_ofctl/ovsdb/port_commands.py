@@ -18,9 +18,18 @@ def _pairs(values):
                  else vocabulary.pair_from_text(v, "allowed_address") for v in values)
 
 
+def _no_groups(fields, group_rows) -> bool:
+    if not fields.get("no_security_groups"):
+        return False
+    if group_rows:
+        raise model.ValidationError("no_security_groups", True,
+                                    "a port with no security group cannot name groups")
+    return True
+
+
 class PortCreate(Command):
-    """fields: name, mac, ips, groups, allowed_addresses, port_security, network,
-    external_ids."""
+    """fields: name, mac, ips, groups, no_security_groups (none at all, not
+    `default`), allowed_addresses, port_security, network, external_ids."""
 
     def __init__(self, api, fields):
         super().__init__(api)
@@ -41,6 +50,7 @@ class PortCreate(Command):
                           allowed_address_pairs=_pairs(f.get("allowed_addresses") or ()),
                           port_security_enabled=f.get("port_security", True),
                           security_groups=tuple(g.id for g in group_rows),
+                          explicit_groups=_no_groups(f, group_rows),
                           network=f.get("network", 0) if f.get("network") is not None else 0)
         check_against_others(self.api, port)
         insert_port(txn, self.api, port, group_rows, f.get("external_ids"))
@@ -48,8 +58,9 @@ class PortCreate(Command):
 
 
 class PortSet(Command):
-    """changes: name, mac, network, port_security, ips, no_ips, groups, no_groups,
-    allowed_addresses, no_allowed_addresses, external_ids (merged)."""
+    """changes: name, mac, network, port_security, ips, no_ips, groups, no_groups
+    (clear the list: then empty means `default`), no_security_groups (none at
+    all), allowed_addresses, no_allowed_addresses, external_ids (merged)."""
 
     def __init__(self, api, ref, changes):
         super().__init__(api)
@@ -59,7 +70,8 @@ class PortSet(Command):
         c = self.changes
         row = find_port(self.api, self.ref)
         old = convert.port_from_row(row)
-        group_rows = [] if c.get("no_groups") else list(row.security_groups)
+        cleared = c.get("no_groups") or c.get("no_security_groups")
+        group_rows = [] if cleared else list(row.security_groups)
         for ref in c.get("groups") or ():
             group = find_group(self.api, ref, "security_groups")
             if all(g.uuid != group.uuid for g in group_rows):
@@ -75,7 +87,9 @@ class PortSet(Command):
             else old.port_security_enabled,
             fixed_ips=ips + tuple(c.get("ips") or ()),
             allowed_address_pairs=pairs + _pairs(c.get("allowed_addresses") or ()),
-            security_groups=tuple(g.id for g in group_rows))
+            security_groups=tuple(g.id for g in group_rows),
+            explicit_groups=_no_groups(c, group_rows) if c.get("no_security_groups") else
+            old.explicit_groups and not c.get("no_groups"))
         if not port.name.strip():
             raise model.ValidationError("name", port.name, "must be a non-empty string")
         check_against_others(self.api, port, exclude_uuids=(row.uuid,))
