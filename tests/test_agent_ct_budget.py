@@ -127,12 +127,18 @@ def test_a_flooding_vm_fills_only_its_own_zone():
         eventually(lambda: all(zone_limits(tb).get(vm.ofport, (0,))[0] == LIMIT
                                for vm in vms.values()), 10, what="zone limits set")
         assert b.session(c.ip, SERVICE).connected and c.session(x.ip, OUTSIDE).connected
+        assert x.session(b.ip, SERVICE).connected
+        assert not x.send("tcp", c.ip, REFUSED, timeout=0.3)   # refused at C's ingress
+        assert not b.send("tcp", c.ip, REFUSED, timeout=0.3)
         entries = tb.conntrack()
-        # B -> C is in B's zone and in C's; C -> X (an uplink) in C's only.
-        assert any(zone_of(e) == b.ofport and f"dst={c.ip}," in e for e in entries)
-        assert any(zone_of(e) == c.ofport and f"src={b.ip}," in e for e in entries)
-        assert any(zone_of(e) == c.ofport and f"dst={x.ip}," in e for e in entries)
+        # B -> C is in B's zone and in C's; C -> X (out an uplink) in C's only;
+        # X -> B (in from the uplink) in B's only; the refused SYNs nowhere.
+        def orig(src, dst):
+            return {zone_of(e) for e in entries if f"orig=(src={src},dst={dst}," in e}
+        assert (orig(b.ip, c.ip), orig(c.ip, x.ip), orig(x.ip, b.ip)) == \
+            ({b.ofport, c.ofport}, {c.ofport}, {b.ofport})
         assert {zone_of(e) for e in entries} <= {b.ofport, c.ofport}, entries
+        assert not [e for e in entries if f"dport={REFUSED}," in e], entries
 
         flood = subprocess.Popen(
             ["ip", "netns", "exec", f.ns, sys.executable, "-c", FLOOD, MAC["f"], IP["f"],
@@ -150,6 +156,7 @@ def test_a_flooding_vm_fills_only_its_own_zone():
         assert flood.communicate(timeout=60)[0].strip() == "8000"
         ok = sum(int(r.split("/")[0]) for r in results)
         assert ok >= 0.95 * 160, f"the other VMs' connections during the flood: {results}"
+        print(f"others: {results}; flooder's zone: {in_zone} entries")
         limit, count = zone_limits(tb)[f.ofport]
         assert (limit, in_zone <= LIMIT, count <= LIMIT) == (LIMIT, True, True), \
             f"flooder's zone: {in_zone} entries, limit {limit}, count {count}"
