@@ -33,11 +33,9 @@ class FakeConn:
     def __init__(self):
         self.flushed = []
 
-    def flush_conntrack_zone(self, zone):
-        self.flushed.append(zone)
-
-    def flush_conntrack(self, zone=None, src=None, dst=None):
-        self.flushed.append((zone, src, dst))
+    def flush_conntrack_many(self, flushes):
+        self.flushed += [zone if src is None and dst is None else (zone, src, dst)
+                         for zone, src, dst in flushes]
 
 
 def port(n: int, **kw) -> model.Port:

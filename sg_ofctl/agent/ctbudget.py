@@ -60,17 +60,13 @@ class ConntrackBudget:
     def after_flows(self, conn, old: HostView | None, new: HostView) -> int:
         """Flush what departed ports left, then make the zone limits those of `new`.
         `old` None: a new switch connection, so set every limit again."""
-        done = 0
-        for flush in revoke.flushes(old, new, P.STANDALONE):
-            if flush.src is None and flush.dst is None:
-                conn.flush_conntrack_zone(flush.zone)
-            else:
-                conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
-            done += 1
+        flushes = revoke.flushes(old, new, P.STANDALONE)
+        if flushes:
+            conn.flush_conntrack_many([(f.zone, f.src, f.dst) for f in flushes])
         if old is None:
             self.applied = {}
         self._limits(new)
-        return done
+        return len(flushes)
 
     def _limits(self, view: HostView) -> None:
         if self.vswitchd is None:

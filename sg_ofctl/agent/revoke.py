@@ -30,7 +30,9 @@ from sg_ofctl import pipeline as P
 from sg_ofctl.compiler.build import port_zone
 from sg_ofctl.model import HostView
 
-MAX_FLUSHES = 2048     # address flushes per round (a whole zone's flush is one each)
+# Address flushes per round (a whole zone's flush is one each); each one walks the
+# datapath's whole conntrack table, so a round's cost is bounded.
+MAX_FLUSHES = 512
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,15 @@ live only in the running ovs-vswitchd: whoever sets them sets them again after
 it restarts.  The socket is root's (mode 0750 in OVS's run directory)."""
 from __future__ import annotations
 
+import json
 import os
-import subprocess
+import socket
 from pathlib import Path
 
 DEFAULT_RUNDIR = "/var/run/openvswitch"
-ZONES_PER_CALL = 256      # keeps one command line short
+ZONES_PER_CALL = 256      # keeps one request short
 TIMEOUT = 5               # seconds for one command
+MAX_REPLY = 1 << 20       # bytes
 
 
 class VswitchdError(RuntimeError):
@@ -48,18 +50,23 @@ class Vswitchd:
         return self.rundir / f"ovs-vswitchd.{pid}.ctl"
 
     def call(self, command: str, *args: str) -> str:
-        """One unixctl command (ovs-appctl, bounded by TIMEOUT seconds)."""
+        """One unixctl command (JSON-RPC, what ovs-appctl sends), in-process and
+        bounded by TIMEOUT seconds: the worker waits for it before it opens a new
+        port, so a fork of ovs-appctl would show in every port's start."""
         path = self.socket_path()
+        request = json.dumps({"method": command, "params": list(args), "id": 0}).encode()
         try:
-            done = subprocess.run(["ovs-appctl", "-t", str(path), f"--timeout={TIMEOUT}",
-                                   command, *args], capture_output=True, text=True,
-                                  timeout=TIMEOUT + 2)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise VswitchdError(f"{command}: {e}") from None
-        if done.returncode:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(TIMEOUT)
+                sock.connect(str(path))
+                sock.sendall(request)
+                reply = _read_reply(sock)
+        except (OSError, ValueError) as e:
+            raise VswitchdError(f"{command} via {path}: {e}") from None
+        if reply.get("error") is not None:
             raise VswitchdError(f"{command} {' '.join(args)[:200]}: "
-                                f"{(done.stderr or done.stdout).strip()[:300]}")
-        return done.stdout
+                                f"{str(reply['error']).strip()[:300]}")
+        return str(reply.get("result") or "")
 
     def set_zone_limits(self, limits: dict[int, int]) -> None:
         items = sorted(limits.items())
@@ -82,3 +89,21 @@ class Vswitchd:
                 out[int(fields["zone"])] = (int(fields.get("limit", 0)),
                                             int(fields.get("count", 0)))
         return out
+
+
+def _read_reply(sock) -> dict:
+    """One JSON-RPC reply (OVS's stream has no framing: read until it parses)."""
+    data = b""
+    while len(data) < MAX_REPLY:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ValueError("connection closed before a reply")
+        data += chunk
+        try:
+            reply, _end = json.JSONDecoder().raw_decode(data.decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(reply, dict):
+            raise ValueError(f"not a JSON-RPC reply: {reply!r:.100}")
+        return reply
+    raise ValueError(f"reply larger than {MAX_REPLY} bytes")
