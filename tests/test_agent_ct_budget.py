@@ -126,6 +126,9 @@ def test_a_flooding_vm_fills_only_its_own_zone():
         # Every filtered port's zone (its ofport) has the limit.
         eventually(lambda: all(zone_limits(tb).get(vm.ofport, (0,))[0] == LIMIT
                                for vm in vms.values()), 10, what="zone limits set")
+        eventually(lambda: h.status().get("conntrack") == {
+            "limit_per_port": LIMIT, "zones_limited": 3, "error": None}, 10,
+            what="the status shows the limits")
         assert b.session(c.ip, SERVICE).connected and c.session(x.ip, OUTSIDE).connected
         assert x.session(b.ip, SERVICE).connected
         assert not x.send("tcp", c.ip, REFUSED, timeout=0.3)   # refused at C's ingress

@@ -196,6 +196,7 @@ def _status(args):
             "port groups": [f"{p['port']}: {','.join(p['groups']) or '-'}"
                             for p in data["ports"]],
             "uplinks": data["uplinks"], "flows": data["flows"],
+            "conntrack limit": _ct_limit(data.get("conntrack")),
             "last sync": data["last_sync"], "syncs": data["syncs"],
             "flow mods sent": data["flow_mods_total"],
             "packet log": _packet_log(data.get("packet_log")),
@@ -206,6 +207,15 @@ def _status(args):
                                 for e in data.get("past_errors", [])][-5:],
         })
     return code
+
+
+def _ct_limit(ct) -> str:
+    if not ct:
+        return "unknown"
+    if not ct["limit_per_port"]:
+        return "none (--conntrack-limit-per-port 0)"
+    text = f"{ct['limit_per_port']} entries per port's zone, {ct['zones_limited']} zone(s) set"
+    return text + (f"; {ct['error']}" if ct.get("error") else "")
 
 
 def _packet_log(stats) -> str:

@@ -228,6 +228,8 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool,
                placement: P.Placement = P.STANDALONE) -> list[Flow]:
     c = ids.cookie(ids.KIND_PORT, port.id)
     o, zone = port.ofport, port_zone(port, placement)
+    if o is None:
+        raise ValueError(f"port {port.id} has no ofport")
     network = _load(P.NETWORK, port.network)
     hooks = neutron_hooks(port, placement) if placement.neutron else []
     if not port.port_security_enabled:
