@@ -1,6 +1,8 @@
 """The per-port conntrack budget's bookkeeping (agent/ctbudget.py), with a
 recording stand-in for ovs-vswitchd's control socket; the real thing is
 tests/test_agent_ct_budget.py."""
+from dataclasses import dataclass
+
 import pytest
 
 from sg_ofctl import model, pipeline
@@ -48,25 +50,37 @@ def view(*ports) -> model.HostView:
                           members={"default": frozenset()})
 
 
-def test_every_filtered_port_gets_its_zone_limit_and_loses_it_when_it_leaves():
+@dataclass(frozen=True)
+class Iface:
+    ofport: int
+    iface_id: str | None
+
+
+def ifaces(*ports, uplinks=()) -> list:
+    """The local interfaces of these ports (and of uplinks: no iface-id)."""
+    return [Iface(p.ofport, p.id) for p in ports] + [Iface(o, None) for o in uplinks]
+
+
+def test_every_instance_interface_gets_its_zone_limit_until_it_leaves():
     vs, conn, errors = FakeVswitchd(), FakeConn(), []
     budget = ctbudget.ConntrackBudget(500, vs, on_error=errors.append)
-    open_port = port(3, port_security_enabled=False)      # no conntrack, no limit
-    first = view(port(1), port(2), open_port)
-    budget.after_flows(conn, None, first)
-    assert vs.limits == {1: 500, 2: 500}
+    p1, p2, p4 = port(1), port(2), port(4)
+    first = view(p1, p2)
+    # p4's interface is there before its port is enforced: its zone is limited already
+    budget.after_flows(conn, None, first, ifaces(p1, p2, p4, uplinks=[9]))
+    assert vs.limits == {1: 500, 2: 500, 4: 500}           # the uplink has no zone
     vs.calls.clear()
-    budget.after_flows(conn, first, first)                 # nothing changed: no call
-    assert vs.calls == []
-    second = view(port(2), port(4))
+    second = view(p1, p2, p4)
+    budget.after_flows(conn, first, second, ifaces(p1, p2, p4))   # no call
+    assert vs.calls == [] and conn.flushed == []
+    third = view(p2, p4)                                   # p1 and its interface leave
     # p1's whole zone flushed, and its address in its network peers' zones
-    assert budget.after_flows(conn, first, second) == 5
+    assert budget.after_flows(conn, second, third, ifaces(p2, p4)) == 5
     assert conn.flushed == [1, (2, "10.0.0.1", None), (2, None, "10.0.0.1"),
                             (4, "10.0.0.1", None), (4, None, "10.0.0.1")]
-    assert vs.limits == {2: 500, 4: 500}
-    assert vs.calls == [("del", [1]), ("set", {4: 500})]
+    assert vs.limits == {2: 500, 4: 500} and vs.calls == [("del", [1])]
     vs.limits.clear()                                      # ovs-vswitchd restarted
-    budget.after_flows(conn, None, second)                 # a new switch connection
+    budget.after_flows(conn, None, third, ifaces(p2, p4))  # a new switch connection
     assert vs.limits == {2: 500, 4: 500} and errors == []
 
 
@@ -75,20 +89,21 @@ def test_an_unreachable_vswitchd_is_reported_and_retried(monkeypatch):
     monkeypatch.setattr(ctbudget, "RETRY", 0.01)
     budget = ctbudget.ConntrackBudget(100, vs, on_error=errors.append, kick=kicks.append)
     vs.down = True
-    budget.after_flows(FakeConn(), None, view(port(1)))
+    budget.after_flows(FakeConn(), None, view(port(1)), ifaces(port(1)))
     assert "conntrack zone limits not applied" in errors[0] and "no socket" in errors[0]
     assert budget.describe()["error"] and budget.applied == {}
     budget._retry.join(2)
     assert kicks == ["conntrack limits"]
     vs.down = False
-    budget.after_flows(FakeConn(), view(port(1)), view(port(1)))
+    budget.after_flows(FakeConn(), view(port(1)), view(port(1)), ifaces(port(1)))
     assert vs.limits == {1: 100} and budget.describe() == {
         "limit_per_port": 100, "zones_limited": 1, "error": None}
 
 
 def test_no_limit_sets_none():
     vs = FakeVswitchd()
-    ctbudget.ConntrackBudget(0, vs).after_flows(FakeConn(), None, view(port(1)))
+    ctbudget.ConntrackBudget(0, vs).after_flows(FakeConn(), None, view(port(1)),
+                                                ifaces(port(1)))
     assert vs.calls == []
 
 

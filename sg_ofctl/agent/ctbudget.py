@@ -2,12 +2,14 @@
 
 Each local port has its own conntrack zone (its ofport: compiler/build.py
 `port_zone`), which holds every connection the port takes part in.  With
-`--conntrack-limit-per-port N` (default DEFAULT_LIMIT; 0: none) every enforced
-port's zone gets a limit of N entries in ovs-vswitchd (`dpctl/ct-set-limits`),
-so one VM's flood fills its own zone, not the host's table.  OVS 3.1 keeps zone
-limits only in the running ovs-vswitchd, so they are set again whenever the
-switch (re)connects (after an ovs-vswitchd restart), and a port that leaves
-loses its limit.  The conntrack entries of departed ports are flushed
+`--conntrack-limit-per-port N` (default DEFAULT_LIMIT; 0: none) the zone of
+every instance interface on the bridge (an `iface-id`, an ofport) gets a limit
+of N entries in ovs-vswitchd (`dpctl/ct-set-limits`), from the round that first
+sees the interface (before or with its port's flows) until it leaves the
+bridge: so one VM's flood fills its own zone, not the host's table, and a port
+re-created on the same interface costs no call.  OVS 3.1 keeps zone limits only
+in the running ovs-vswitchd, so they are set again whenever the switch
+(re)connects (after an ovs-vswitchd restart).  The conntrack entries of departed ports are flushed
 (revoke.py).  A failure to reach ovs-vswitchd's control socket is logged,
 recorded, and retried RETRY seconds later; it never holds up the flows."""
 from __future__ import annotations
@@ -17,7 +19,6 @@ import threading
 
 from sg_ofctl import pipeline as P
 from sg_ofctl.agent import revoke
-from sg_ofctl.compiler.build import port_zone
 from sg_ofctl.dataplane.ctlimits import Vswitchd, VswitchdError
 from sg_ofctl.model import HostView
 
@@ -39,11 +40,12 @@ def check_limit(value) -> int:
     return value
 
 
-def wanted_limits(view: HostView, limit: int) -> dict[int, int]:
-    """zone -> limit: every filtered local port's zone (no limit: none)."""
+def wanted_limits(interfaces, limit: int) -> dict[int, int]:
+    """zone -> limit: the zone (ofport) of every local interface that carries an
+    `iface-id` (uplinks have none and no zone); no limit: none."""
     if not limit:
         return {}
-    return {port_zone(p): limit for p in view.ports if p.port_security_enabled}
+    return {P.STANDALONE.port_zone(i.ofport, 0): limit for i in interfaces if i.iface_id}
 
 
 class ConntrackBudget:
@@ -57,21 +59,22 @@ class ConntrackBudget:
         self.failing: str | None = None
         self._retry: threading.Timer | None = None
 
-    def after_flows(self, conn, old: HostView | None, new: HostView) -> int:
-        """Flush what departed ports left, then make the zone limits those of `new`.
-        `old` None: a new switch connection, so set every limit again."""
+    def after_flows(self, conn, old: HostView | None, new: HostView, interfaces=()) -> int:
+        """Flush what departed ports left, then make the zone limits those of the
+        local `interfaces`.  `old` None: a new switch connection, so set every
+        limit again."""
         flushes = revoke.flushes(old, new, P.STANDALONE)
         if flushes:
             conn.flush_conntrack_many([(f.zone, f.src, f.dst) for f in flushes])
         if old is None:
             self.applied = {}
-        self._limits(new)
+        self._limits(interfaces)
         return len(flushes)
 
-    def _limits(self, view: HostView) -> None:
+    def _limits(self, interfaces) -> None:
         if self.vswitchd is None:
             return
-        wanted = wanted_limits(view, self.limit)
+        wanted = wanted_limits(interfaces, self.limit)
         to_set = {z: n for z, n in wanted.items() if self.applied.get(z) != n}
         to_delete = [z for z in self.applied if z not in wanted]
         if not to_set and not to_delete:

@@ -206,8 +206,8 @@ class Worker(threading.Thread):
                 self._audit(conn)
             if self.packet_log is not None:
                 self.packet_log.after_flows(conn)
-            self.stats["ct_flushes"] += self.conntrack.after_flows(conn, self.installed_view,
-                                                                   built.view)
+            self.stats["ct_flushes"] += self.conntrack.after_flows(
+                conn, self.installed_view, built.view, local.interfaces)
             self.installed_view = built.view
             self._set_forwarding(conn, [i.ofport for i in local.interfaces
                                         if i.name in built.ports_by_iface], True)
