@@ -212,9 +212,11 @@ class Bed:
                 {"direction": "ingress", "protocol": "udp", "dst_port": MEMBER_PORT,
                  "remote_group": "probe-rg"}]}
             desired["groups"]["probe-rg"] = {"rules": [{"direction": "egress"}]}
-            for p, groups in ((SRC, []), (DST, ["probe-dst"])):
+            # SRC: no `groups` key, so `default` (`groups: []` would be none at all)
+            for p, groups in ((SRC, None), (DST, ["probe-dst"])):
                 desired["ports"][p["name"]] = {"mac": p["mac"], "ips": [p["ip"]],
-                                               "groups": groups, "network": self.vlan}
+                                               "network": self.vlan,
+                                               **({"groups": groups} if groups else {})}
         path = self.state / "scenario.yaml"
         path.write_text(yaml.safe_dump(desired, sort_keys=False))
         elapsed, _ = bench_db.cli(self.db, "apply", str(path))

@@ -62,21 +62,28 @@ SRC_PORT = Register("src_port", "reg0", "ofport of the local port that sent the 
                     "(egress stages)")
 DST_PORT = Register("dst_port", "reg1", "ofport of the local port the packet is for "
                     "(ingress stages)")
-ZONE = Register("zone", "reg2", "conntrack zone of the packet's network: network (VLAN) + 1")
+SRC_ZONE = Register("src_zone", "reg2", "conntrack zone of the sending local port (egress "
+                    "stages; its new connections are committed there)")
+NETWORK = Register("network", "reg6", "the packet's network (VLAN; 0: untagged), for "
+                   "`forward` and `deliver`")
+DST_ZONE = Register("dst_zone", "reg7", "conntrack zone of the receiving local port (ingress "
+                    "stages)")
 GROUP = Register("group", "reg3", "number of the security group being evaluated")
 VERDICT = Register("verdict", "reg4", "bit 0: some allow rule matched; bit 1: some deny "
                    "rule matched")
 FLAGS = Register("flags", "reg5", "bit 0: port is stateless; bit 1: re-checking an "
                  "established connection; bit 2: its connection was marked revoked; "
                  "bit 3: the sender allowed a new connection that is not committed yet")
-REGISTERS = (SRC_PORT, DST_PORT, ZONE, GROUP, VERDICT, FLAGS)
+REGISTERS = (SRC_PORT, DST_PORT, SRC_ZONE, GROUP, VERDICT, FLAGS, NETWORK, DST_ZONE)
+ZONE_REGISTERS = (SRC_ZONE.field, DST_ZONE.field)   # what a ct() action takes its zone from
 
 VERDICT_ALLOW = 0x1
 VERDICT_DENY = 0x2
 FLAG_STATELESS = 0x1
 FLAG_ESTABLISHED = 0x2
 FLAG_WAS_REVOKED = 0x4
-FLAG_COMMIT_PENDING = 0x8   # kept by `forward`: the receiver's verdict commits, or `forward`
+FLAG_COMMIT_PENDING = 0x8   # kept by `forward`; committed after the receiver's verdict
+#                             (in `ingress_output`), or by `forward` for anything else
 FLAGS_PER_SIDE = 0x7        # the bits `forward` resets for the receiving side
 
 CT_MARK_REVOKED_EGRESS = 0x1
@@ -114,8 +121,8 @@ class Table:
 
 TABLES = (
     Table("classify", "classify",
-          "in_port and source MAC -> which local port sent the packet, its network (zone) "
-          "and whether it is stateless; unfiltered ports and uplinks go straight to "
+          "in_port and source MAC -> which local port sent the packet, its network, its "
+          "conntrack zone and whether it is stateless; unfiltered ports and uplinks go straight to "
           "`forward`; anything else (a port with no flows yet, a forged MAC) is dropped",
           ("in_port", "eth_src", "vlan_vid"), ("egress_spoof", "forward")),
     Table("egress_spoof", "egress anti-spoofing",
@@ -133,7 +140,7 @@ TABLES = (
           "neighbour advertisements only for the sending port's own IPv6 addresses",
           ("reg0", "eth_type", "ip_proto", "icmpv6_type", "ipv6_nd_target"), ("forward",)),
     Table("egress_ct", "egress conntrack",
-          "stateful ports: send IP through conntrack in the network's zone",
+          "stateful ports: send IP through conntrack in the sending port's zone",
           ("eth_type", "reg5"), ("egress_state", "egress_dispatch")),
     Table("egress_state", "egress state",
           "+inv dropped; replies and related traffic pass unless revoked; new and "
@@ -154,10 +161,11 @@ TABLES = (
           ("reg4", "reg5", "eth_type", "reg0"), ("forward",)),
     Table("forward", "commit and forward",
           "a packet for a filtered local port (its network and MAC) goes to the ingress "
-          "stages, whose verdict commits a new connection; anything else to `deliver`, "
+          "stages (with that port's zone), after whose verdict a new connection is committed; "
+          "anything else to `deliver`, "
           "committing first a new connection the sender allowed (in Neutron's br-int: "
           "to its accepted-egress table, which ends in NORMAL)",
-          ("reg2", "eth_dst", "reg5", "eth_type"),
+          ("reg6", "eth_dst", "reg5", "eth_type"),
           ("ingress_guard", "deliver", "neutron_accepted_egress"), miss="goto deliver"),
     Table("ingress_guard", "ingress conntrack",
           "VLAN tag popped; ARP, neighbour discovery, router advertisements, MLD and "
@@ -165,7 +173,7 @@ TABLES = (
           ("vlan_vid", "eth_type", "ip_proto", "udp_src", "udp_dst", "icmpv6_type"),
           ("ingress_guard", "ingress_ct", "ingress_output")),
     Table("ingress_ct", "ingress conntrack",
-          "stateful ports: conntrack again in the zone (after ct_clear)",
+          "stateful ports: conntrack again, in the receiving port's zone (after ct_clear)",
           ("eth_type", "reg5"), ("ingress_state", "ingress_dispatch")),
     Table("ingress_state", "ingress state", "as `egress_state`, for the receiving port",
           ("ct_state", "ct_mark"), ("ingress_dispatch", "ingress_output")),
@@ -177,15 +185,17 @@ TABLES = (
     Table("ingress_verdict", "ingress rules", "as `egress_verdict`",
           ("reg4", "reg5", "eth_type", "reg1"), ("ingress_output",)),
     Table("ingress_output", "commit and forward",
-          "deliver to the receiving port (in Neutron's br-int: after its accepted-ingress "
-          "table)", ("reg1",), ("neutron_accepted_ingress",)),
+          "a new connection that the sender allowed is committed in the sender's zone too "
+          "(the receiver's verdict committed it in its own); then delivered to the receiving "
+          "port (in Neutron's br-int: after its accepted-ingress table)",
+          ("reg1", "reg5", "eth_type"), ("ingress_output", "neutron_accepted_ingress")),
     Table("deliver", "commit and forward",
           "layer-2 delivery to known ports only (instead of OVS NORMAL, which floods to "
           "any port, one no agent has seen included): an unfiltered local port by its MAC; "
           "broadcast and multicast to the network's local ports and uplinks; other "
           "unicast to the uplinks; a VLAN tag pushed or popped as the port needs "
           "(not used in Neutron's br-int, where the agent's NORMAL delivers)",
-          ("reg2", "eth_dst", "vlan_vid"), ()),
+          ("reg6", "eth_dst", "vlan_vid"), ()),
 )
 
 # Neutron's br-int tables that the pipeline meets inside the OVS agent (numbers
@@ -228,21 +238,31 @@ class Placement:
     sg-ofctl and the Neutron OVS agent's br-int.
 
     - first_table: the number of `classify`; the 17 tables follow it.
-    - zone_offset: conntrack zone = the port's network + zone_offset (standalone:
-      VLAN + 1, so that untagged ports are not in zone 0; Neutron: the local VLAN,
-      as its own driver and conntrack clean-ups use).
+    - zone_per_port: each local port's conntrack zone is its own: its ofport
+      (standalone; unique on the bridge while the port lives, kept across agent
+      and ovs-vswitchd restarts, never 0, at most 0xfeff: a 16-bit zone), so a
+      per-port connection limit is a zone limit.  Otherwise (Neutron) the zone is
+      the port's network, its local VLAN, as Neutron's own driver and conntrack
+      clean-ups use.
     - neutron: hook into Neutron's transient table (egress by in_port, ingress by
       destination MAC + local VLAN) instead of owning the first table; hand
       accepted traffic to Neutron's accepted-egress/-ingress tables with reg5/reg6
       loaded; unfiltered ports' traffic to its egress-normal table."""
 
     first_table: int = DEFAULT_FIRST_TABLE
-    zone_offset: int = 1
+    zone_per_port: bool = True
     neutron: bool = False
 
-    def zone(self, network: int) -> int:
-        return network + self.zone_offset
+    def port_zone(self, ofport: int, network: int) -> int:
+        """The conntrack zone of a local port."""
+        if not self.zone_per_port:
+            return network
+        if not 0 < ofport <= MAX_PORT_ZONE:
+            raise ValueError(f"ofport {ofport} cannot be a conntrack zone (1-{MAX_PORT_ZONE})")
+        return ofport
 
+
+MAX_PORT_ZONE = 0xFEFF   # OFPP_MAX - 1: the highest ofport OVS gives a port
 
 STANDALONE = Placement()
 NEUTRON_FIRST_TABLE = 100  # outside neutron-lib's INT_BR_ALL_TABLES: no agent clean-up looks there
@@ -255,7 +275,7 @@ def neutron_placement(first_table: int = NEUTRON_FIRST_TABLE) -> Placement:
         from sg_ofctl.model import ValidationError
         raise ValidationError("first_table", first_table,
                               "must be above 94 in Neutron's br-int (its own tables end there)")
-    return Placement(first_table=first_table, zone_offset=0, neutron=True)
+    return Placement(first_table=first_table, zone_per_port=False, neutron=True)
 
 
 def check_first_table(first_table: int) -> int:

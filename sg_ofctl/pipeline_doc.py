@@ -83,26 +83,42 @@ goes to all of them, as NORMAL does before it has learned). Uplinks carry
 network 0 untagged and other networks tagged: the tag is pushed for an uplink
 and popped for a local port. OVS never outputs a packet to its own in_port.
 
-**Conntrack and revocation.** Zone = network + 1 (`zone` register), one per network,
-so overlapping address spaces don't mix; the ingress stage does `ct_clear` before
-its own lookup. In `*_state`: `+inv` is dropped; replies (`+est+rpl`) and related
+**Conntrack zones: one per port.** Each filtered local port has its own zone,
+its ofport (unique on the bridge, never 0, below 0xff00, kept across agent and
+ovs-vswitchd restarts; OVN likewise gives each logical port its own zone):
+`classify` loads the sender's zone into `src_zone` and `forward` the receiver's
+into `dst_zone`; the egress stages run in the sender's zone, the ingress stages
+(after `ct_clear`) in the receiver's. A port's zone thus holds every connection
+it takes part in, and nothing else, so a limit on the zone (the agent sets one,
+`--conntrack-limit-per-port`, docs/AGENT.md) is that port's conntrack budget:
+a VM's flood fills its own zone, not the host's table. The packet's network
+(VLAN) has its own register, `network`, for `forward` and `deliver`; overlapping
+address spaces never share a zone. (In Neutron's br-int the zone is the
+network's local VLAN, below.)
+
+**Conntrack and revocation.** In `*_state`: `+inv` is dropped; replies (`+est+rpl`) and related
 traffic pass at once unless the connection is marked revoked; new connections and
 established ones in their original direction are checked against the current
-rules. An allowed new connection is committed once, after both verdicts: the
+rules. An allowed new connection is committed only after both verdicts: the
 sender's egress verdict only sets the `flags` bit "commit pending"; the
-receiver's ingress verdict commits it (a stateless receiver: its verdict commits
-the pending connection), and `forward` commits it before `deliver` for any other
-destination. So a connection the receiver refuses leaves no conntrack entry (a
-flood of refused SYNs cannot fill the table). An established connection that the
+receiver's ingress verdict commits it in the receiver's zone, and
+`ingress_output` then commits it in the sender's zone (also after a stateless
+receiver's verdict, which commits nothing itself); `forward` commits it in the
+sender's zone before `deliver` for any other destination (an uplink, an
+unfiltered port). So a connection the receiver refuses leaves no conntrack entry
+in any zone (a flood of refused SYNs cannot fill the table), and both sides of an
+allowed one recognise its replies (`+est+rpl`) in their own zones. An established connection that the
 rules no longer allow is committed with a "revoked" ct_mark bit and dropped; from
-then on its replies are dropped too. The sender's egress check and the receiver's
-ingress check (both in the network's zone, for traffic between local ports) each
+then on its replies are dropped too. The sender's egress check (in its zone) and
+the receiver's ingress check (in its own) each
 set and clear only their own bit ({P.CT_MARK_REVOKED_EGRESS:#x} and {P.CT_MARK_REVOKED_INGRESS:#x}), so one side allowing
-a packet never undoes the other side's verdict. If the rules allow the connection
+a packet never undoes the other side's verdict: a reply meets the revoking side's
+entry on that side's stage and is dropped there. If the rules allow the connection
 again, that side's bit is cleared. So removing a rule, a group from a port or a member from a
 remote group cuts the connections it allowed at their next original-direction
 packet (a TCP ACK), while connections still allowed keep going. The agent
-flushes conntrack (NXT_CT_FLUSH) only for local ports that left the host: a
+flushes conntrack (NXT_CT_FLUSH) only for local ports that left the host (their
+whole zone, and their addresses in their network peers' zones): a
 blind flush is no revocation, because userspace conntrack picks up a mid-stream
 TCP segment as a new connection, so the side allowed to open connections would
 re-create the entry in reverse and the other side's packets would pass as replies.
@@ -150,7 +166,9 @@ def neutron_map() -> list[str]:
            f"As the neutron-openvswitch-agent's firewall driver (docs/NEUTRON.md) the 17 "
            f"tables above are {first}-{first + len(P.TABLES) - 1} (outside neutron-lib's "
            "`INT_BR_ALL_TABLES`, where the agent's stale-flow clean-up never looks), the "
-           "conntrack zone is the port's local VLAN (not VLAN + 1), and the pipeline meets "
+           "conntrack zone is the port's local VLAN (as Neutron's own driver and conntrack "
+           "clean-ups use; not a zone per port, so there is no per-port limit: "
+           "docs/NEUTRON.md), and the pipeline meets "
            "Neutron's own tables:", "",
            "| # | name | what sg-ofctl does there |", "|---|---|---|"]
     for t in P.NEUTRON_TABLES:
@@ -159,13 +177,14 @@ def neutron_map() -> list[str]:
             "- `neutron_transient` priority 100 `in_port=<ofport>` -> `classify` (every "
             "port, filtered or not: `classify` drops what is not the port's own MAC);",
             "- `neutron_transient` priority 90 `dl_dst=<MAC>,dl_vlan=<local VLAN>` -> "
-            "zone = VLAN, `forward` (a filtered port's MACs: its own and its allowed "
+            "`network` = VLAN, `forward` (a filtered port's MACs: its own and its allowed "
             "pairs'), the ingress hook for traffic from tunnels, physnets and NORMAL;",
             "- `ingress_output` -> reg5 = ofport, reg6 = local VLAN, resubmit to "
             "`neutron_accepted_ingress` (92), then `output:<ofport>`.",
             "", f"`forward`'s miss (accepted egress not for a local filtered port) copies "
-            f"`src_port` to {P.NEUTRON_PORT_REG} and the zone (= local VLAN) to "
-            f"{P.NEUTRON_NET_REG}, then resubmits to `neutron_accepted_egress` (91), which "
+            f"`src_port` to {P.NEUTRON_PORT_REG} ({P.NEUTRON_NET_REG} is the `network` "
+            "register: the local VLAN already), then resubmits to "
+            "`neutron_accepted_egress` (91), which "
             "goes to 94, NORMAL; both are set up as Neutron's driver does. "
             "Port-security-disabled and trusted (`network:*`) ports get the in_port hook "
             "and one `classify` flow: no filtering, as with Neutron's driver (their "

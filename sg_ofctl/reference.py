@@ -44,7 +44,9 @@ class Packet:
 class Outcome:
     """What happens to a packet: 'drop', 'normal' (handed to layer-2 delivery, the
     `deliver` table) or 'output' to a port,
-    the conntrack commits on the way, and why."""
+    the conntrack commits on the way ("commit-egress": in the sending port's
+    zone, "commit-ingress": in the receiving port's; revoke/unrevoke marks),
+    and why."""
 
     action: str
     port: int | None = None
@@ -159,15 +161,16 @@ class Reference:
             return Outcome("output", dst.ofport, commits, "neighbour discovery")
         if pkt.proto == 17 and (pkt.sport, pkt.dport) == DHCP_SERVER[version]:
             return Outcome("output", dst.ofport, commits, "DHCP reply")
-        # The sender's "commit" of a new connection waits for the receiver's
-        # verdict: a connection the receiver refuses leaves no conntrack entry.
-        pending = "commit" in commits
-        commits = tuple(c for c in commits if c != "commit")
+        # The sender's commit of a new connection (in its own zone) waits for the
+        # receiver's verdict: a connection the receiver refuses leaves no
+        # conntrack entry.  The receiver commits in its own zone first.
+        pending = "commit-egress" in commits
+        commits = tuple(c for c in commits if c != "commit-egress")
         passed, more, why = self._filter(dst, "ingress", pkt, conn, mark)
         if not passed:
             return Outcome("drop", commits=commits + more, reason=why)
-        if pending and not self.view.is_stateful(dst):
-            more = ("commit",) + more
+        if pending:
+            more = more + ("commit-egress",)
         return Outcome("output", dst.ofport, commits + more, why)
 
     def _filtered_port(self, network, mac) -> Port | None:
@@ -187,7 +190,7 @@ class Reference:
         if conn in ("rpl", "rel"):
             return (not mark), (), "revoked connection" if mark else f"{conn} traffic"
         if conn == "new":
-            return allowed, ("commit",) if allowed else (), why
+            return allowed, (f"commit-{direction}",) if allowed else (), why
         # An established connection, original direction: re-checked against the rules;
         # each side keeps its own revoked bit.
         side = 1 if direction == "egress" else 2

@@ -181,7 +181,9 @@ class Simulator:
             if not self._fields["ct_state"] & P.CT_TRK:
                 raise SimulationError("ct(commit) on an untracked packet")
             if action.mark is None:
-                self._commits.append("commit")
+                # in the sender's zone (egress side) or the receiver's (ingress)
+                self._commits.append("commit-egress" if action.zone == P.SRC_ZONE.field
+                                     else "commit-ingress")
             else:
                 value, mask = action.mark
                 side = {P.CT_MARK_REVOKED_EGRESS: "egress",

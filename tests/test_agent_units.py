@@ -86,8 +86,22 @@ def test_flush_only_for_ports_that_left():
                                    members={"default": frozenset({"10.0.0.1", "10.0.0.2"})})
     assert revoke.flushes(old, fewer_members) == []     # left to the ct_mark scheme
     gone = model.HostView(ports=(b,), groups=groups, members=members)
-    assert revoke.flushes(old, gone) == [revoke.Flush(4, src="10.0.0.1"),
-                                         revoke.Flush(4, dst="10.0.0.1")]
+    # zones are per port (its ofport): a's whole zone; no peer on its network
+    assert revoke.flushes(old, gone) == [revoke.Flush(1)]
+    c = model.Port(id="c", mac="fa:16:3e:00:00:03", fixed_ips=("10.0.0.3",), ofport=3,
+                   network=3)
+    with_peer = model.HostView(ports=(a, b, c), groups=groups, members=members)
+    peer_left = model.HostView(ports=(b, c), groups=groups, members=members)
+    # ...and its address in the zones of its network's other ports (their halves)
+    assert revoke.flushes(with_peer, peer_left) == [
+        revoke.Flush(1), revoke.Flush(3, src="10.0.0.1"), revoke.Flush(3, dst="10.0.0.1")]
+    # a new port took a's ofport (its zone) in the same round: only a's addresses there
+    d = model.Port(id="d", mac="fa:16:3e:00:00:04", fixed_ips=("10.0.0.4",), ofport=1,
+                   network=3)
+    reused = model.HostView(ports=(b, c, d), groups=groups, members=members)
+    assert revoke.flushes(with_peer, reused) == [
+        revoke.Flush(1, src="10.0.0.1"), revoke.Flush(1, dst="10.0.0.1"),
+        revoke.Flush(3, src="10.0.0.1"), revoke.Flush(3, dst="10.0.0.1")]
 
 
 def test_status_file_round_trip(tmp_path):

@@ -11,6 +11,8 @@ EGRESS_ALL = rule("eg", "egress")
 def test_default_group_members_reach_each_other_others_cannot():
     b = Both(view([vm(1), vm(2), vm(3, "other")], [group("other", EGRESS_ALL)]))
     assert b.action(icmp(1, 2)) == "output:2"
+    # committed in the receiver's zone, then in the sender's (zones are per port)
+    assert b(icmp(1, 2)).commits == ("commit-ingress", "commit-egress")
     assert b.action(tcp(2, 1, 5000)) == "output:1"
     assert b.action(icmp(3, 1)) == "drop"          # not a member of default
     assert b.action(icmp(1, 3)) == "drop"          # `other` has no ingress rule
@@ -21,7 +23,7 @@ def test_egress_open_to_the_outside_goes_to_normal():
     b = Both(view([vm(1)], []))
     out = b(Packet(in_port=1, eth_src=MAC(1), eth_dst="fa:16:3e:99:99:99",
                    src_ip="10.0.0.1", dst_ip="8.8.8.8", proto=17, sport=5000, dport=53))
-    assert (out.action, out.commits) == ("normal", ("commit",))
+    assert (out.action, out.commits) == ("normal", ("commit-egress",))
 
 
 def test_port_range_and_protocols():
@@ -85,7 +87,8 @@ def test_deny_beats_allow_across_groups():
 def test_stateless_group_needs_rules_both_ways():
     sl = group("sl", rule("in", **SSH), stateful=False)
     b = Both(view([vm(1, "sl"), vm(2)], [sl]))
-    assert b(tcp(2, 1, 22)).commits == ("commit",)   # vm2 stateful egress commits
+    # vm2 stateful egress commits in its zone, after vm1's stateless verdict
+    assert b(tcp(2, 1, 22)).commits == ("commit-egress",)
     assert b.action(tcp(2, 1, 22)) == "output:1"
     reply = tcp(1, 2, 40000, sport=22)
     assert b.action(reply, "rpl") == "drop"           # no egress rule on the stateless port

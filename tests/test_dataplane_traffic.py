@@ -125,13 +125,15 @@ def test_conntrack_flush_by_tuple_then_by_zone(net):
     sessions = [vm.session(c.ip, 22) for vm in (a, b)]
     assert all(s.connected and s.exchange() for s in sessions)
 
-    def tcp_from(ip):
-        return [e for e in net.conntrack() if e.startswith("tcp,") and f"orig=(src={ip}," in e]
-    assert tcp_from(a.ip) and tcp_from(b.ip)
-    net.controller.call("ct_flush", match={"zone": 1, "ip_proto": 6, "src": a.ip})
-    assert not tcp_from(a.ip) and tcp_from(b.ip)
-    net.controller.call("ct_flush_zone", zone=1)
-    assert not [e for e in net.conntrack() if "zone=1" in e]
+    def tcp_to_c(ip):
+        return [e for e in net.conntrack() if e.startswith("tcp,") and
+                f"orig=(src={ip},dst={c.ip}," in e]
+    assert tcp_to_c(a.ip) and tcp_to_c(b.ip)
+    for zone in (a.ofport, c.ofport):      # zones are per port: each side has the connection
+        net.controller.call("ct_flush", match={"zone": zone, "ip_proto": 6, "src": a.ip})
+    assert not tcp_to_c(a.ip) and tcp_to_c(b.ip)
+    net.controller.call("ct_flush_zone", zone=c.ofport)
+    assert not [e for e in net.conntrack() if f"zone={c.ofport}," in e]
 
 
 def test_established_tcp_survives_a_vswitchd_restart(net):

@@ -157,12 +157,17 @@ def test_neutron_placement_hooks_exits_and_zone():
     assert any("priority=100" in t and "in_port=1 " in t and "goto_table:classify" in t
                for t in hooks)
     # ingress hook for the port's MAC and its allowed pair's MAC, on its local VLAN
-    assert sum("vlan_vid=0x1005" in t and "load:0x5->NXM_NX_REG2[]" in t for t in hooks) == 2
+    # (the `network` register, reg6 = the local VLAN, is what Neutron's consumers read)
+    assert sum("vlan_vid=0x1005" in t and "load:0x5->NXM_NX_REG6[]" in t for t in hooks) == 2
+    # the conntrack zone is the local VLAN (as Neutron's clean-ups expect), both sides
+    assert any(t.startswith("table=classify,") and "load:0x5->NXM_NX_REG2[]" in t
+               for t in text)
+    assert any(t.startswith("table=forward,priority=100,") and "load:0x5->NXM_NX_REG7[]" in t
+               for t in text)
     exit_flow = [t for t in text if t.startswith("table=forward,priority=0,")]
     assert exit_flow[0].endswith("actions=move:NXM_NX_REG0[]->NXM_NX_REG5[],"
-                                 "move:NXM_NX_REG2[0..15]->NXM_NX_REG6[0..15],"
                                  "resubmit(,neutron_accepted_egress)")
-    out = [t for t in text if t.startswith("table=ingress_output")]
+    out = [t for t in text if t.startswith("table=ingress_output,priority=100,")]
     assert out[0].endswith("resubmit(,neutron_accepted_ingress),output:1")
     # NORMAL only in Neutron's table 94, which its consumers' table 91 leads to
     assert [t for t in text if "NORMAL" in t] == [

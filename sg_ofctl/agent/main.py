@@ -41,6 +41,7 @@ class AgentConfig:
     insecure_plain_tcp: bool = False      # no TLS: any local process may connect
     switch_timeout: float = 30.0          # the bridge must connect within this at start
     audit_interval: float = 60.0
+    conntrack_limit_per_port: int = 65536  # entries per port's zone (ctbudget.py); 0: none
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -75,7 +76,7 @@ def channel_security(config: AgentConfig):
 
 
 def run(config: AgentConfig) -> int:
-    from sg_ofctl.agent import status as status_mod
+    from sg_ofctl.agent import ctbudget, status as status_mod
     from sg_ofctl.agent.local_ovs import LocalOvs
     from sg_ofctl.agent.ofapp import AgentApp
     from sg_ofctl.agent.sgdb import SgDatabase
@@ -84,9 +85,11 @@ def run(config: AgentConfig) -> int:
     from sg_ofctl.observe.packetlog import PacketLogger
     from sg_ofctl.observe.service import Observability
     from sg_ofctl.dataplane import pki
+    from sg_ofctl.dataplane.ctlimits import Vswitchd, ovs_rundir
     from sg_ofctl.dataplane.channel import ChannelGuard, Listener, new_secret
 
     pipeline.check_first_table(config.first_table)
+    ctbudget.check_limit(config.conntrack_limit_per_port)
     host = config.host or socket.gethostname()
     listen_host, listen_port = _split_listen(config.listen)
     controller_host = "127.0.0.1" if listen_host in ("0.0.0.0", "") else listen_host
@@ -141,6 +144,9 @@ def run(config: AgentConfig) -> int:
                         rtt_threshold=config.db_rtt_threshold,
                         audit_interval=config.audit_interval)
         worker.packet_log = packet_log
+        worker.conntrack = ctbudget.ConntrackBudget(
+            config.conntrack_limit_per_port, Vswitchd(ovs_rundir(config.ovs_db)),
+            on_error=worker.conntrack.on_error, kick=worker.kick)
         kick_target.append(worker)
         observability = Observability(worker, sgdb, config.db, config.metrics_listen,
                                       config.metrics_tls, config.health_interval)

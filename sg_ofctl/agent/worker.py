@@ -13,7 +13,7 @@ Round, in order:
  2. flows: on a new switch connection (agent start, ovs-vswitchd restart) read
     back what is installed and send only the difference; otherwise the
     compiler's incremental diff; either way one bundle, all or nothing;
- 3. targeted conntrack flushes (revoke.py);
+ 3. conntrack: departed ports' entries flushed, zone limits per port (ctbudget.py);
  4. enforced ports get OFPPC_NO_FWD cleared;
  5. the database writes this round calls for (bindings.plan_writes: bind,
     unbind, tag-declared rows, VLAN tags) go to the writer thread
@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 
-from sg_ofctl.agent import audit, claims, revoke, status as status_mod, switchcheck
+from sg_ofctl.agent import audit, claims, ctbudget, status as status_mod, switchcheck
 from sg_ofctl.agent.bindings import plan_writes
 from sg_ofctl.agent.view import ViewBuilder
 from sg_ofctl.agent.writer import DatabaseWriter
@@ -75,6 +75,7 @@ class Worker(threading.Thread):
         self.compiler = Compiler()
         self.builder = ViewBuilder(owners=claims.previous_owners(status_path))
         self.audit = audit.WorkerAudit(audit_interval, self.kick)
+        self.conntrack = ctbudget.ConntrackBudget(on_error=self._error)  # limits: by main
         self._local = None
         self.conn = None
         self.need_full = True
@@ -205,9 +206,8 @@ class Worker(threading.Thread):
                 self._audit(conn)
             if self.packet_log is not None:
                 self.packet_log.after_flows(conn)
-            for flush in revoke.flushes(self.installed_view, built.view):
-                conn.flush_conntrack(zone=flush.zone, src=flush.src, dst=flush.dst)
-                self.stats["ct_flushes"] += 1
+            self.stats["ct_flushes"] += self.conntrack.after_flows(
+                conn, self.installed_view, built.view, local.interfaces)
             self.installed_view = built.view
             self._set_forwarding(conn, [i.ofport for i in local.interfaces
                                         if i.name in built.ports_by_iface], True)
@@ -403,7 +403,7 @@ class Worker(threading.Thread):
             "sg_database": {**links["sg_database"], "remotes": self.db_remotes, **probe,
                             "rtt_threshold_seconds": self.rtt_threshold,
                             "newest_change_age_seconds": self.metrics.newest_change_age()},
-            "flows": len(self.compiler.flows),
+            "flows": len(self.compiler.flows), "conntrack": self.conntrack.describe(),
             "ports": self._last["ports"], "uplinks": self._last["uplinks"],
             "errors": errors, "past_errors": past_errors,
             "db_writer": {**self.writer.stats, "pending": self.writer.busy()},

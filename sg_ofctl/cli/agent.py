@@ -41,6 +41,9 @@ def register(sub) -> None:
     agent.add_argument("--audit-interval", type=float, default=60.0, metavar="SECONDS",
                        help="read back and repair the flows this often (default 60; 0: only "
                             "when the switch connects)")
+    agent.add_argument("--conntrack-limit-per-port", type=common.ascii_number, default=65536,
+                       metavar="N", help="conntrack entries each local port's zone may hold "
+                       "(ovs-vswitchd zone limits; default 65536; 0: no limit)")
     agent.add_argument("--switch-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="exit non-zero if the bridge has not connected by then (default 30)")
     agent.add_argument("--metrics-listen", metavar="ADDR:PORT", default=None,
@@ -121,7 +124,8 @@ def _agent(args):
         packet_log_syslog=args.packet_log_syslog,
         switch_pki_dir=Path(args.switch_pki_dir) if args.switch_pki_dir else None,
         insecure_plain_tcp=args.insecure_plain_tcp, switch_timeout=args.switch_timeout,
-        audit_interval=args.audit_interval)
+        audit_interval=args.audit_interval,
+        conntrack_limit_per_port=args.conntrack_limit_per_port)
     return agent_main.run(config)
 
 
@@ -192,6 +196,7 @@ def _status(args):
             "port groups": [f"{p['port']}: {','.join(p['groups']) or '-'}"
                             for p in data["ports"]],
             "uplinks": data["uplinks"], "flows": data["flows"],
+            "conntrack limit": _ct_limit(data.get("conntrack")),
             "last sync": data["last_sync"], "syncs": data["syncs"],
             "flow mods sent": data["flow_mods_total"],
             "packet log": _packet_log(data.get("packet_log")),
@@ -202,6 +207,15 @@ def _status(args):
                                 for e in data.get("past_errors", [])][-5:],
         })
     return code
+
+
+def _ct_limit(ct) -> str:
+    if not ct:
+        return "unknown"
+    if not ct["limit_per_port"]:
+        return "none (--conntrack-limit-per-port 0)"
+    text = f"{ct['limit_per_port']} entries per port's zone, {ct['zones_limited']} zone(s) set"
+    return text + (f"; {ct['error']}" if ct.get("error") else "")
 
 
 def _packet_log(stats) -> str:

@@ -7,7 +7,7 @@ from typing import Iterable, NamedTuple
 
 from sg_ofctl import pipeline as P
 from sg_ofctl.compiler import ids
-from sg_ofctl.compiler.conntrack import conntrack_flows
+from sg_ofctl.compiler.conntrack import conntrack_flows, pending_commit_flows
 from sg_ofctl.compiler.flows import (Conjunction, Ct, Flow, Goto, Load, Move, Normal, Output,
                                      PopVlan, PushVlan, Resubmit, SetVlan, intern, ip_value,
                                      make_match, set_bits)
@@ -47,8 +47,12 @@ class RemoteRef(NamedTuple):
         return "|".join(self)
 
 
-def zone_of(network: int, placement: P.Placement = P.STANDALONE) -> int:
-    return placement.zone(network)
+def port_zone(port: Port, placement: P.Placement = P.STANDALONE) -> int:
+    """The local port's conntrack zone: its own (its ofport), or in Neutron's
+    br-int its network's (the local VLAN)."""
+    if port.ofport is None:
+        raise ValueError(f"port {port.id} has no ofport")
+    return placement.port_zone(port.ofport, port.network)
 
 
 def _load(reg: P.Register, value: int, ofs: int = 0, nbits: int = 32) -> Load:
@@ -93,14 +97,15 @@ def static_flows(placement: P.Placement = P.STANDALONE) -> list[Flow]:
     add("egress_guard", 0, [Goto("egress_ct")])
 
     # forward: anything not for a filtered local port; a new connection that the
-    # sender allowed is committed here (a local receiver's verdict commits it).
-    # In Neutron's br-int it leaves to its accepted-egress table (91 -> 94 NORMAL)
-    # with reg5 = the sending port (0 for an unfiltered one) and reg6 = its local
-    # VLAN (the zone), as Neutron's accepted-egress consumers read them.
+    # sender allowed is committed here, in its zone (for a filtered local port,
+    # after that port's verdict: `ingress_output`).  In Neutron's br-int it leaves
+    # to its accepted-egress table (91 -> 94 NORMAL) with reg5 = the sending port
+    # (0 for an unfiltered one) and reg6 = its local VLAN (the `network` register
+    # is reg6), as Neutron's accepted-egress consumers read them.
     exit_: list[Action] = [Goto("deliver")]
     if placement.neutron:
-        exit_ = [Move(P.SRC_PORT.field, P.NEUTRON_PORT_REG),
-                 Move(P.ZONE.field, P.NEUTRON_NET_REG, 16), Resubmit("neutron_accepted_egress")]
+        assert P.NETWORK.field == P.NEUTRON_NET_REG
+        exit_ = [Move(P.SRC_PORT.field, P.NEUTRON_PORT_REG), Resubmit("neutron_accepted_egress")]
     for eth in (ETH_IP, ETH_IPV6):
         add("forward", 1, [Ct(commit=True)] + exit_, eth_type=eth,
             reg5=(P.FLAG_COMMIT_PENDING, P.FLAG_COMMIT_PENDING))
@@ -128,6 +133,7 @@ def static_flows(placement: P.Placement = P.STANDALONE) -> list[Flow]:
 
     for direction in ("egress", "ingress"):
         flows += conntrack_flows(direction, c)
+    flows += pending_commit_flows(c)
     return flows
 
 
@@ -140,11 +146,11 @@ def uplink_flows(uplinks: Iterable[int], networks: Iterable[int],
     for ofport in uplinks:
         c = ids.cookie(ids.KIND_UPLINK, f"uplink:{ofport}")
         flows.append(_flow("classify", 50, _m(in_port=ofport, vlan_vid=0),
-                           [_load(P.ZONE, zone_of(0, placement)), Goto("forward")], c))
+                           [_load(P.NETWORK, 0), Goto("forward")], c))
         for net in networks:
             if net:
                 flows.append(_flow("classify", 50, _m(in_port=ofport, vlan_vid=VLAN_PRESENT | net),
-                                   [_load(P.ZONE, zone_of(net, placement)), Goto("forward")],
+                                   [_load(P.NETWORK, net), Goto("forward")],
                                    c))
     return flows
 
@@ -161,7 +167,7 @@ def deliver_flows(ports: tuple, uplinks: tuple) -> list[Flow]:
     flows = []
     nets = sorted({net for _o, net, _m in ports} | ({0} if uplinks else set()))
     for net in nets:
-        zone = {P.ZONE.field: zone_of(net)}
+        zone = {P.NETWORK.field: net}
         local = [Output(o) for o, n, _m in ports if n == net]
         out = [Output(u) for u in uplinks]
         tag = [PushVlan(), SetVlan(net)] if net else []
@@ -221,13 +227,14 @@ def source_bindings(port: Port) -> list[tuple[str, str]]:
 def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool,
                placement: P.Placement = P.STANDALONE) -> list[Flow]:
     c = ids.cookie(ids.KIND_PORT, port.id)
-    o, zone = port.ofport, zone_of(port.network, placement)
+    o, zone = port.ofport, port_zone(port, placement)
     if o is None:
         raise ValueError(f"port {port.id} has no ofport")
+    network = _load(P.NETWORK, port.network)
     hooks = neutron_hooks(port, placement) if placement.neutron else []
     if not port.port_security_enabled:
         return hooks + [_flow("classify", 100, _m(in_port=o),
-                              [_load(P.ZONE, zone), Goto("forward")], c)]
+                              [network, Goto("forward")], c)]
     flags = 0 if stateful else P.FLAG_STATELESS
     bindings = source_bindings(port)
     macs = list(dict.fromkeys(mac for mac, _ in bindings))
@@ -236,8 +243,8 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool,
     for mac in macs:
         m_mac = _mac_int(mac)
         flows.append(_flow("classify", 100, _m(in_port=o, eth_src=m_mac, vlan_vid=0),
-                           [_load(P.SRC_PORT, o), _load(P.ZONE, zone), _load(P.FLAGS, flags),
-                            Goto("egress_spoof")], c))
+                           [_load(P.SRC_PORT, o), _load(P.SRC_ZONE, zone), network,
+                            _load(P.FLAGS, flags), Goto("egress_spoof")], c))
         # ARP probe (RFC 5227): sender IP 0.0.0.0, but its own sender MAC.
         flows.append(_flow("egress_spoof", 90, _m(**src, eth_src=m_mac, eth_type=ETH_ARP,
                                                   arp_spa=0, arp_sha=m_mac),
@@ -267,9 +274,10 @@ def port_flows(port: Port, group_numbers: tuple[int, ...], stateful: bool,
         actions.append(Goto(f"{direction}_verdict"))
         flows.append(_flow(f"{direction}_dispatch", 100, _m(**{reg.field: o}), actions, c))
     for mac in macs:  # the port's own MAC and its allowed pairs' MACs
-        flows.append(_flow("forward", 100, _m(**{P.ZONE.field: zone}, eth_dst=_mac_int(mac)),
-                           [_load(P.DST_PORT, o), _load(P.FLAGS, flags, 0,
-                                                        P.FLAGS_PER_SIDE.bit_length()),
+        flows.append(_flow("forward", 100, _m(**{P.NETWORK.field: port.network},
+                                              eth_dst=_mac_int(mac)),
+                           [_load(P.DST_PORT, o), _load(P.DST_ZONE, zone),
+                            _load(P.FLAGS, flags, 0, P.FLAGS_PER_SIDE.bit_length()),
                             Goto("ingress_guard")],
                            c))
     output: list[Action] = [Output(o)]
@@ -299,8 +307,7 @@ def neutron_hooks(port: Port, placement: P.Placement) -> list[Flow]:
         for mac in macs:
             flows.append(_flow("neutron_transient", 90,
                                _m(eth_dst=_mac_int(mac), vlan_vid=VLAN_PRESENT | port.network),
-                               [_load(P.ZONE, zone_of(port.network, placement)),
-                                Goto("forward")], c))
+                               [_load(P.NETWORK, port.network), Goto("forward")], c))
     return flows
 
 

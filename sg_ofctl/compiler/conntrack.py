@@ -1,13 +1,18 @@
 """The conntrack stages, the same for egress and ingress: `*_ct` sends IP through
 conntrack, `*_state` sorts packets by their connection's state, `*_verdict`
-turns the rules' verdict into commit, revoke or drop.  Shared by every port."""
+turns the rules' verdict into commit, revoke or drop.  Shared by every port.
+
+Egress runs in the sending port's zone (`src_zone`), ingress in the receiving
+port's (`dst_zone`): each port's zone holds every connection it takes part in,
+so its budget is a zone limit.  A new connection is committed in both zones
+only after both verdicts (`pending_commit_flows`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from sg_ofctl import pipeline as P
-from sg_ofctl.compiler.flows import (Action, Ct, CtClear, Flow, Goto, intern, make_match,
-                                     set_bits)
+from sg_ofctl.compiler.flows import (Action, Ct, CtClear, Flow, Goto, Load, Resubmit, intern,
+                                     make_match, set_bits)
 
 ETH_IP, ETH_IPV6 = 0x0800, 0x86DD
 
@@ -36,7 +41,6 @@ class VerdictPriority:
     """`*_verdict`, highest first: deny wins over allow."""
     REVOKE_DENIED = 100        # denied, established: mark revoked (ct commit)
     DENY = 95                  # denied: drop
-    STATELESS_COMMIT = 92      # allowed, stateless receiver, the sender's new connection: commit
     STATELESS_ALLOW = 90       # allowed, stateless port: accept
     UNREVOKE = 85              # allowed again after a revocation: clear this side's mark
     ESTABLISHED_ALLOW = 80     # allowed, established: accept
@@ -64,10 +68,11 @@ def conntrack_flows(direction: str, cookie: int) -> list[Flow]:
     revoked_here = {"ct_mark": (side, side)}
     not_revoked = {"ct_mark": (0, P.CT_MARK_REVOKED)}
     clear = [CtClear()] if direction == "ingress" else []
+    zone = (P.SRC_ZONE if direction == "egress" else P.DST_ZONE).field
 
     add(ct_table, CtPriority.STATELESS, [Goto(dispatch)], **stateless)
     for eth in (ETH_IP, ETH_IPV6):
-        add(ct_table, CtPriority.TRACK, clear + [Ct(table=state)], eth_type=eth)
+        add(ct_table, CtPriority.TRACK, clear + [Ct(table=state, zone=zone)], eth_type=eth)
 
     def st(on: int, off: int = 0) -> dict[str, tuple[int, int]]:
         return {"ct_state": (on | P.CT_TRK, on | off | P.CT_TRK)}
@@ -85,23 +90,34 @@ def conntrack_flows(direction: str, cookie: int) -> list[Flow]:
 
     deny = {P.VERDICT.field: (P.VERDICT_DENY, P.VERDICT_DENY)}
     allow = {P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW)}
-    revoke = Ct(commit=True, mark=(side, side))
+    revoke = Ct(commit=True, mark=(side, side), zone=zone)
     add(verdict, VerdictPriority.DENY, [], **deny)
     add(verdict, VerdictPriority.STATELESS_ALLOW, [Goto(accept)], **allow, **stateless)
     add(verdict, VerdictPriority.ESTABLISHED_ALLOW, [Goto(accept)], **allow, **established)
     for eth in (ETH_IP, ETH_IPV6):  # OVS accepts ct() only on a flow that matches IP
         add(verdict, VerdictPriority.REVOKE_DENIED, [revoke], eth_type=eth, **deny,
             **established)
-        add(verdict, VerdictPriority.UNREVOKE, [Ct(commit=True, mark=(0, side)), Goto(accept)],
+        add(verdict, VerdictPriority.UNREVOKE, [Ct(commit=True, mark=(0, side), zone=zone),
+                                                   Goto(accept)],
             eth_type=eth, **allow, **_flag(P.FLAGS, P.FLAG_WAS_REVOKED))
         # The sender's side does not commit: a refused connection must leave no
-        # entry.  The receiver's verdict commits (or `forward`, for anything else).
+        # entry.  The receiver's verdict commits in its zone; the sender's zone gets
+        # the connection in `ingress_output` (or in `forward`, for anything else).
         commit = [set_bits(P.FLAGS.field, P.FLAG_COMMIT_PENDING)] if direction == "egress" \
-            else [Ct(commit=True)]
+            else [Ct(commit=True, zone=zone)]
         add(verdict, VerdictPriority.COMMIT, commit + [Goto(accept)], eth_type=eth, **allow)
-        if direction == "ingress":
-            add(verdict, VerdictPriority.STATELESS_COMMIT, [Ct(commit=True), Goto(accept)],
-                eth_type=eth, **allow,
-                **_flag(P.FLAGS, P.FLAG_STATELESS | P.FLAG_COMMIT_PENDING))
         add(verdict, VerdictPriority.REVOKE_UNMATCHED, [revoke], eth_type=eth, **established)
     return flows
+
+
+def pending_commit_flows(cookie: int) -> list[Flow]:
+    """`ingress_output`: a new connection that the sender allowed (and the receiver
+    has just allowed too: nothing else reaches this table) is committed in the
+    sender's zone, then the packet goes on to the receiving port's output flow.
+    Also for a stateless receiver, whose verdict commits nothing."""
+    pending = _flag(P.FLAGS, P.FLAG_COMMIT_PENDING)
+    clear = Load(P.FLAGS.field, 0, P.FLAG_COMMIT_PENDING.bit_length() - 1, 1)
+    return [Flow("ingress_output", 200, make_match(eth_type=eth, **pending),
+                 intern((Ct(commit=True, zone=P.SRC_ZONE.field), clear,
+                         Resubmit("ingress_output"))), cookie)
+            for eth in (ETH_IP, ETH_IPV6)]

@@ -47,12 +47,14 @@ def set_bits(register: str, bits: int) -> Load:
 
 @dataclass(frozen=True, slots=True)
 class Ct:
-    """Conntrack in the zone held by the `zone` register; `table` recirculates;
-    `mark` is (value, mask) written to ct_mark on commit."""
+    """Conntrack in the zone held by register `zone` (the low 16 bits of
+    pipeline.SRC_ZONE's or DST_ZONE's); `table` recirculates; `mark` is
+    (value, mask) written to ct_mark on commit."""
 
     commit: bool = False
     table: str | None = None
     mark: tuple[int, int] | None = None
+    zone: str = pipeline.SRC_ZONE.field
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +240,7 @@ def format_action(action) -> str:
                 f"{_reg_slice(action.dst, 0, action.nbits)}")
     if isinstance(action, Ct):
         parts = ["commit"] if action.commit else []
-        parts.append(f"zone={_reg_slice(pipeline.ZONE.field, 0, 16)}")
+        parts.append(f"zone={_reg_slice(action.zone, 0, 16)}")
         if action.table:
             parts.append(f"table={action.table}")
         if action.mark is not None:

@@ -24,7 +24,6 @@ ETH_IP, ETH_IPV6 = 0x0800, 0x86DD
 LOG_METER_ID = 0x5347      # the host's packet-log meter (one per bridge)
 ACCEPT_PRIORITY = VerdictPriority.COMMIT + 1        # new, allowed: log and commit
 STATELESS_ACCEPT_PRIORITY = VerdictPriority.STATELESS_ALLOW + 1
-STATELESS_COMMIT_ACCEPT_PRIORITY = VerdictPriority.STATELESS_COMMIT + 1
 DENY_PRIORITY = VerdictPriority.DENY + 1            # denied by a deny rule
 NO_RULE_PRIORITY = 1                                # no rule allowed it
 SPOOF_PRIORITY = 1                                  # classify / egress_spoof misses
@@ -61,7 +60,7 @@ def port_log_flows(port, flags: LogFlags, stateful: bool,
             for eth in (ETH_IP, ETH_IPV6):   # ct() only on a flow that matches IP
                 # As in `*_verdict`: the sender only marks the commit pending.
                 commit = set_bits(P.FLAGS.field, P.FLAG_COMMIT_PENDING) \
-                    if direction == "egress" else Ct(commit=True)
+                    if direction == "egress" else Ct(commit=True, zone=P.DST_ZONE.field)
                 add(verdict, ACCEPT_PRIORITY, [commit, send, Goto(accept)],
                     f"accept-{direction}", eth_type=eth, **here,
                     **{P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW)})
@@ -70,14 +69,6 @@ def port_log_flows(port, flags: LogFlags, stateful: bool,
                 f"accept-{direction}", **here,
                 **{P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW),
                    P.FLAGS.field: (P.FLAG_STATELESS, P.FLAG_STATELESS)})
-            if direction == "ingress":   # the sender's pending commit, as in `*_verdict`
-                pending = P.FLAG_STATELESS | P.FLAG_COMMIT_PENDING
-                for eth in (ETH_IP, ETH_IPV6):
-                    add(verdict, STATELESS_COMMIT_ACCEPT_PRIORITY,
-                        [Ct(commit=True), send, Goto(accept)], f"accept-{direction}",
-                        eth_type=eth, **here,
-                        **{P.VERDICT.field: (P.VERDICT_ALLOW, P.VERDICT_ALLOW),
-                           P.FLAGS.field: (pending, pending)})
         if flags.drop:
             add(verdict, DENY_PRIORITY, [send], f"deny-{direction}", **here,
                 **{P.VERDICT.field: (P.VERDICT_DENY, P.VERDICT_DENY)})

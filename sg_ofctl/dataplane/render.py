@@ -23,7 +23,6 @@ from sg_ofctl.compiler.flows import (Conjunction, Controller, Ct, CtClear, Flow,
                                      format_flow,
                                      make_match)
 
-ZONE_FIELD = pipeline.ZONE.field
 ZONE_OFS_NBITS = nicira_ext.ofs_nbits(0, 15)
 ETH_8021Q = 0x8100
 RESUBMIT_IN_PORT = 0xfff8  # OFPP_IN_PORT in the 16-bit port space of NX resubmit
@@ -207,7 +206,7 @@ def _render_action(action, first_table: int):
         inner = [] if action.mark is None else [_mark_load(*action.mark)]
         return parser.NXActionCT(
             flags=nicira_ext.NX_CT_F_COMMIT if action.commit else 0,
-            zone_src=ZONE_FIELD, zone_ofs_nbits=ZONE_OFS_NBITS,
+            zone_src=action.zone, zone_ofs_nbits=ZONE_OFS_NBITS,
             recirc_table=num(action.table) if action.table else nicira_ext.NX_CT_RECIRC_NONE,
             alg=0, actions=inner)
     if isinstance(action, CtClear):
@@ -316,13 +315,14 @@ def _parse_action(a, names: dict[int, str]):
             raise FlowParseError(f"resubmit with in_port {a.in_port}")
         return Resubmit(name(a.table_id))
     if isinstance(a, parser.NXActionCT):
-        if a.zone_src != ZONE_FIELD or a.zone_ofs_nbits != ZONE_OFS_NBITS or a.alg:
+        if a.zone_src not in pipeline.ZONE_REGISTERS or a.zone_ofs_nbits != ZONE_OFS_NBITS or \
+                a.alg:
             raise FlowParseError(f"ct with zone {a.zone_src}/{a.zone_ofs_nbits}, alg {a.alg}")
         if a.flags & ~nicira_ext.NX_CT_F_COMMIT:
             raise FlowParseError(f"ct flags {a.flags:#x}")
         table = None if a.recirc_table == nicira_ext.NX_CT_RECIRC_NONE else name(a.recirc_table)
         return Ct(commit=bool(a.flags & nicira_ext.NX_CT_F_COMMIT), table=table,
-                  mark=_parse_mark(a.actions))
+                  mark=_parse_mark(a.actions), zone=a.zone_src)
     if isinstance(a, parser.NXActionCTClear):
         return CtClear()
     if isinstance(a, parser.NXActionConjunction):

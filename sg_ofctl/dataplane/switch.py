@@ -335,14 +335,24 @@ class SwitchConnection:
     # -- conntrack --------------------------------------------------------------------
     def send_checked(self, msg, what: str) -> None:
         """Send a request that has no reply; a barrier proves it was accepted."""
-        xid = self._send(msg)
+        self.send_all_checked([(msg, what)])
+
+    def send_all_checked(self, msgs) -> None:
+        """send_checked for many (msg, what): sent together, one barrier."""
+        xids: dict[int, str] = {}
         try:
+            for msg, what in msgs:
+                xids[self._send(msg)] = what
+            if not xids:
+                return
             self.barrier()
-            errors = self._waiters[xid].errors
+            errors = [(what, error_text(e)) for xid, what in xids.items()
+                      for e in self._waiters[xid].errors]
             if errors:
-                raise SwitchError(f"{what} failed", [(what, error_text(e)) for e in errors])
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                raise SwitchError(f"{errors[0][0]} failed{more}", errors)
         finally:
-            self._forget([xid])
+            self._forget(list(xids))
 
     def flush_conntrack_zone(self, zone: int) -> None:
         self.send_checked(ct_flush_zone_msg(self.datapath, zone), f"ct flush zone {zone}")
@@ -352,6 +362,14 @@ class SwitchConnection:
         """Flush the connections whose original tuple matches (OVS 3.1+)."""
         self.send_checked(ct_flush_msg(self.datapath, zone, ip_proto, src, dst, src_port,
                                        dst_port), "ct flush")
+
+    def flush_conntrack_many(self, flushes) -> None:
+        """(zone, src, dst) each: no address flushes the whole zone; one barrier."""
+        self.send_all_checked(
+            [(ct_flush_zone_msg(self.datapath, zone), f"ct flush zone {zone}")
+             if src is None and dst is None else
+             (ct_flush_msg(self.datapath, zone, 0, src, dst), f"ct flush zone {zone}")
+             for zone, src, dst in flushes])
 
 
 def _label(what) -> str:
