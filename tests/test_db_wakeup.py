@@ -31,3 +31,50 @@ def test_a_bare_wake_up_does_not_leave_the_connection_thread_spinning(sgdb):
         # ... and it still serves transactions and changes afterwards.
         handle.run(handle.group_create("after-wake"))
         assert handle.idl.tables["Port"].condition_state.acked == [["name", "==", "p1"]]
+
+
+
+def test_a_transaction_put_while_the_thread_wakes_for_the_server_is_never_stranded():
+    """The connection thread's loop (poll the alert and the server's socket,
+    then take one item) while producers put transactions and the server
+    sends messages: no item ever waits in the queue with the alert silent
+    (a deadlock: the thread sleeps, the bounded queue blocks the next put,
+    and close() never returns)."""
+    import os
+    import select
+    import threading
+
+    wq = api.WakeableQueue(1)
+    server_r, server_w = os.pipe()           # stands for the server's socket
+    taken, stop = [], threading.Event()
+
+    def connection_thread():
+        while not stop.is_set() or wq.qsize():
+            ready = select.select([wq.alert_fileno, server_r], [], [], 0.5)[0]
+            if not ready and wq.qsize():
+                taken.append("STRANDED")
+                return
+            if server_r in ready:
+                os.read(server_r, 4096)
+            item = wq.get_nowait()
+            if item is not None:
+                taken.append(item)
+
+    def server():
+        while not stop.is_set():
+            os.write(server_w, b"m")
+            time.sleep(0)
+
+    threads = [threading.Thread(target=connection_thread), threading.Thread(target=server)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(3000):
+            wq.put(n, timeout=5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        os.close(server_r)
+        os.close(server_w)
+    assert "STRANDED" not in taken and taken == list(range(3000))

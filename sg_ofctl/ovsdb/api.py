@@ -11,6 +11,7 @@ connections to several databases.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -81,6 +82,10 @@ class WakeableQueue(ovsdbapp_connection.TransactionQueue):
             item = None
         if select.select([self.alert_fileno], [], [], 0)[0]:
             self._wait_queue.alert_notification_consume()
+        if self.qsize():
+            # The byte just consumed may have been a new transaction's (put
+            # between the get and the select): never leave one without a wake-up.
+            self.alert_notify()
         return item
 
 
@@ -105,7 +110,17 @@ class SgApi(ovsdbapp_backend.Backend, ovsdbapp_api.API):
         self._connection = connection
 
     def close(self):
-        self._connection.stop(timeout=5)
+        """Stop the connection thread, never blocking on a full queue of
+        transactions (ovsdbapp's stop() puts its sentinel with a blocking put)."""
+        conn = self._connection
+        if not conn.is_running:
+            return
+        conn.is_running = False
+        with contextlib.suppress(queue.Full):
+            conn.txns.put_nowait(None)
+        conn.txns.alert_notify()
+        if conn.thread is not None:
+            conn.thread.join(5)
 
     def received_bytes(self) -> int:
         """Bytes this connection's thread received (after traffic.install())."""
