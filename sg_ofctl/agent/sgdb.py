@@ -22,9 +22,7 @@ host over a second, long-lived connection that replicates only the rows they
 touch (ovsdb/host_writes.py)."""
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 import time
 
@@ -254,10 +252,9 @@ class SgDatabase:
                 if target[key] != self._wanted.get(key):
                     idl.cond_change(table, target[key])
                     self._wanted = {**self._wanted, key: target[key]}
-            # Wake the IDL thread with an empty transaction (it consumes the
-            # wake-up; a bare alert would stay pending and make it spin).
-            with contextlib.suppress(queue.Full):
-                api.ovsdb_connection.txns.put_nowait(api.create_transaction())
+            # Wake the IDL thread to send it (api.WakeableQueue consumes a bare
+            # wake-up; no placeholder transaction takes the writers' queue slot).
+            api.ovsdb_connection.txns.alert_notify()
 
     def _acked(self) -> bool:
         """Each server acknowledged exactly the target conditions, and sent their rows."""
